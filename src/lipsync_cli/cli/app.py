@@ -1,0 +1,74 @@
+"""The Typer app, its command groups, and the one error funnel that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from .. import __version__
+from ..errors import ErrorCode, LipsyncError, exit_status
+from ..output import print_json
+from . import doctor, envs, models, run, weights
+
+app = typer.Typer(
+    name="lipsync",
+    help="Lip-synced talking-head videos from a portrait (image or video) and a speech track.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("run")(run.run)
+app.command("models")(models.list_models)
+app.command("doctor")(doctor.doctor)
+app.add_typer(envs.app, name="env")
+app.add_typer(weights.app, name="weights")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lipsync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """lipsync: one command per model; the first run of a model sets it up."""
+
+
+def report_error(err: LipsyncError, *, json_mode: bool) -> int:
+    """Print an error (JSON on stdout in --json mode, always a line on stderr) and return the exit status."""
+    if json_mode:
+        print_json("error", {"ok": False, "code": err.code, "message": err.message, "hint": err.hint})
+    print(f"error [{err.code}]: {err.message}", file=sys.stderr)
+    if err.hint:
+        print(f"hint: {err.hint}", file=sys.stderr)
+    if os.environ.get("LIPSYNC_DEBUG"):
+        traceback.print_exception(err, file=sys.stderr)
+    return exit_status(err.code)
+
+
+def main() -> None:
+    json_mode = "--json" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except LipsyncError as err:
+        sys.exit(report_error(err, json_mode=json_mode))
+    except KeyboardInterrupt:
+        sys.exit(report_error(LipsyncError(ErrorCode.INTERRUPTED, "interrupted"), json_mode=json_mode))
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        sys.exit(report_error(LipsyncError(ErrorCode.INTERRUPTED, "aborted"), json_mode=json_mode))
+    except Exception as err:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise

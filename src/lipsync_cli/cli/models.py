@@ -1,0 +1,33 @@
+"""``lipsync models``: the catalogue with the state of each model's env and weights."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ..catalogue import MODELS, model_weight_files
+from ..envs import BackendEnv
+from ..output import print_json
+from ..weights import WeightsStore
+from .options import JsonOpt
+
+
+def list_models(json_: JsonOpt = False) -> None:
+    """List the models, their backend environment and their weight files."""
+    store = WeightsStore()
+    rows = []
+    for model in MODELS.values():
+        env = BackendEnv.named(model.backend)
+        files = {wf.name: store.status(wf) for wf in model_weight_files(model)}
+        rows.append(
+            {"model": model.name, "backend": model.backend, "env": env.status(), "weights": files,
+             "description": model.description}
+        )  # fmt: skip
+    if json_:
+        print_json("models", {"models": rows})
+        return
+    table = Table("model", "backend env", "weights", "description", box=None)
+    for row in rows:
+        weights = ", ".join(f"{name}: {state}" for name, state in row["weights"].items())
+        table.add_row(row["model"], f"{row['backend']} ({row['env']})", weights, row["description"])
+    Console().print(table)
