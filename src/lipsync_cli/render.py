@@ -19,7 +19,7 @@ from .catalogue import CHECKPOINTS, Model, get_model, weight_file
 from .envs import BackendEnv
 from .errors import ErrorCode, LipsyncError
 from .output import Reporter, Task
-from .weights import WeightsStore
+from .weights import WeightsStore, resolve_custom
 from .worker import WorkerClient
 
 __all__ = ["OutputTarget", "RenderRequest", "render", "resolve_output"]
@@ -111,12 +111,12 @@ def _weights(model: Model, request: RenderRequest, reporter: Reporter) -> dict[s
             wf = weight_file(f"{choice}.pth")
             resolved["checkpoint"] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
         else:
-            path = store.resolve_custom(Path(choice).expanduser().absolute())
+            path = resolve_custom(Path(choice).expanduser().absolute())
             resolved["checkpoint"] = {"path": str(path), "sha256": "custom"}
     for name in model.weights:
         wf = weight_file(name)
         if request.detector_checkpoint is not None and name.startswith("s3fd"):
-            path = store.resolve_custom(request.detector_checkpoint.expanduser().absolute())
+            path = resolve_custom(request.detector_checkpoint.expanduser().absolute())
             resolved["detector"] = {"path": str(path), "sha256": "custom"}
         else:
             resolved["detector"] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
