@@ -1,0 +1,48 @@
+"""Turn a ``--device`` value into a torch device, with a clear error when it cannot be used."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .errors import BackendError
+from .protocol import ErrorCode
+
+__all__ = ["resolve_device"]
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; ``cpu``, ``cuda``, ``cuda:N``, ``mps`` are checked."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "mps":
+        if not torch.backends.mps.is_available():
+            raise BackendError(ErrorCode.DEVICE_UNAVAILABLE, "--device mps: Apple MPS is not available here")
+        return torch.device("mps")
+    if match := _CUDA.fullmatch(spec):
+        if not torch.cuda.is_available():
+            raise BackendError(
+                ErrorCode.DEVICE_UNAVAILABLE,
+                f"--device {spec}: CUDA is not available (torch {torch.__version__}, no GPU or driver found)",
+                hint="use --device cpu, or check nvidia-smi",
+            )
+        index = int(match.group(1) or 0)
+        if index >= torch.cuda.device_count():
+            raise BackendError(
+                ErrorCode.DEVICE_UNAVAILABLE,
+                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present",
+            )
+        return torch.device("cuda", index)
+    raise BackendError(
+        ErrorCode.BAD_OPTION, f"unknown device {spec!r}", hint="auto, cpu, cuda, cuda:N or mps"
+    )
