@@ -102,9 +102,7 @@ WEIGHT_FILES: Final[dict[str, WeightFile]] = {
     )
 }
 
-BACKENDS: Final[dict[str, Backend]] = {
-    b.name: b for b in (Backend("wav2lip", "lipsync_wav2lip"),)
-}
+BACKENDS: Final[dict[str, Backend]] = {b.name: b for b in (Backend("wav2lip", "lipsync_wav2lip"),)}
 
 MODELS: Final[dict[str, Model]] = {
     m.name: m

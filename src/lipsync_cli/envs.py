@@ -133,7 +133,9 @@ class BackendEnv:
         env["PYTHONIOENCODING"] = "utf-8"
         if self.external_python:
             extra = [str(self.source_dir), str(paths.backends_dir() / "common")]
-            env["PYTHONPATH"] = os.pathsep.join(extra + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+            env["PYTHONPATH"] = os.pathsep.join(
+                extra + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+            )
         else:
             env.pop("PYTHONPATH", None)
         return env
@@ -144,7 +146,7 @@ class BackendEnv:
             if not self.external_python.exists():
                 raise LipsyncError(
                     ErrorCode.ENV_BUILD_FAILED,
-                    f"LIPSYNC_{self.name.upper()}_PYTHON points at {self.external_python}, which does not exist",
+                    f"LIPSYNC_{self.name.upper()}_PYTHON is {self.external_python}, which does not exist",
                 )
             return self.external_python
         if not force and self.status() == "ready":
@@ -167,9 +169,15 @@ class BackendEnv:
         uv = find_uv()
         (self.env_dir / STAMP_NAME).unlink(missing_ok=True)
         argv = [
-            str(uv), "sync", "--project", str(self.source_dir), "--frozen", "--no-dev",
-            "--python", sys.executable,
-        ]  # fmt: skip
+            str(uv),
+            "sync",
+            "--project",
+            str(self.source_dir),
+            "--frozen",
+            "--no-dev",
+            "--python",
+            sys.executable,
+        ]
         started = time.monotonic()
         tail: deque[str] = deque(maxlen=_UV_TAIL_LINES)
         with reporter.task(f"building the {self.name} environment (first run only)") as task:
@@ -194,8 +202,9 @@ class BackendEnv:
             relevant = [line for line in tail if line.strip()]
             raise LipsyncError(
                 ErrorCode.ENV_BUILD_FAILED,
-                f"building the {self.name} environment failed (uv exit {status}):\n  " + "\n  ".join(relevant),
-                hint=f"check the network / package index, then retry with: lipsync env build {self.name} --force",
+                f"building the {self.name} environment failed (uv exit {status}):\n  "
+                + "\n  ".join(relevant),
+                hint=f"check the network or package index, then: lipsync env build {self.name} --force",
             )
         stamp = {
             **self.expected_stamp(),

@@ -28,7 +28,15 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-__all__ = ["JSON_SCHEMA_VERSION", "PlainReporter", "Reporter", "RichReporter", "Task", "make_reporter", "print_json"]
+__all__ = [
+    "JSON_SCHEMA_VERSION",
+    "PlainReporter",
+    "Reporter",
+    "RichReporter",
+    "Task",
+    "make_reporter",
+    "print_json",
+]
 
 JSON_SCHEMA_VERSION: Final = 1
 

@@ -85,18 +85,24 @@ def resolve_output(value: str, container: str | None, overwrite: bool) -> Output
 
 
 def _check_inputs(face: Path, audio: Path) -> None:
-    for path, code, what in ((face, ErrorCode.BAD_INPUT, "image/video"), (audio, ErrorCode.BAD_AUDIO, "audio")):
+    for path, code, what in (
+        (face, ErrorCode.BAD_INPUT, "image/video"),
+        (audio, ErrorCode.BAD_AUDIO, "audio"),
+    ):
         if not path.is_file():
             raise LipsyncError(code, f"the {what} file {path} does not exist")
         if not os.access(path, os.R_OK):
             raise LipsyncError(code, f"the {what} file {path} is not readable")
     info = probe(face)
     if not info.has_video:
-        raise LipsyncError(ErrorCode.BAD_INPUT, f"{face} is not an image or a video ({info.error or 'no picture'})")
+        raise LipsyncError(
+            ErrorCode.BAD_INPUT, f"{face} is not an image or a video ({info.error or 'no picture'})"
+        )
     info = probe(audio)
     if not info.has_audio:
         raise LipsyncError(
-            ErrorCode.BAD_AUDIO, f"{audio} has no audio that ffmpeg can decode ({info.error or 'no audio stream'})"
+            ErrorCode.BAD_AUDIO,
+            f"{audio} has no audio that ffmpeg can decode ({info.error or 'no audio stream'})",
         )
 
 

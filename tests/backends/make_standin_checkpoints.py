@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import standin_state_dict  # noqa: E402
+from standin import standin_state_dict
 
 
 def main(out_dir: Path, schema_dir: Path) -> None:

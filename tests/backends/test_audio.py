@@ -9,10 +9,10 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from conftest import load_golden
 from lipsync_kit.audio import check_speech, load_audio, mel_filterbank, stft_magnitude
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
+from standin import load_golden
 
 RATE = 16000
 

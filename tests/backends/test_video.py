@@ -41,9 +41,23 @@ def write_lossless_video(path: Path, frames: list[np.ndarray], rate: str) -> Pat
     height, width = frames[0].shape[:2]
     raw = b"".join(f.tobytes() for f in frames)
     ffmpeg(
-        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", rate, "-i", "-",
-        "-c:v", "ffv1", "-pix_fmt", "bgr0", str(path), stdin=raw,
-    )  # fmt: skip
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{width}x{height}",
+        "-framerate",
+        rate,
+        "-i",
+        "-",
+        "-c:v",
+        "ffv1",
+        "-pix_fmt",
+        "bgr0",
+        str(path),
+        stdin=raw,
+    )
     return path
 
 

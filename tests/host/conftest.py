@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from media import make_speech
 
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.output import PlainReporter
-from media import make_speech
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 DATA_DIR = TESTS_DIR / "data"
@@ -41,10 +41,14 @@ def standin_checkpoints(tmp_path_factory: pytest.TempPathFactory, wav2lip_python
     """Stand-in generator + detector files in the official formats (made by the backend env's torch)."""
     out = tmp_path_factory.mktemp("standin")
     subprocess.run(
-        [str(wav2lip_python), str(TESTS_DIR / "backends" / "make_standin_checkpoints.py"), str(out),
-         str(DATA_DIR / "wav2lip")],
+        [
+            str(wav2lip_python),
+            str(TESTS_DIR / "backends" / "make_standin_checkpoints.py"),
+            str(out),
+            str(DATA_DIR / "wav2lip"),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return {"generator": out / "wav2lip_standin.pth", "detector": out / "s3fd_standin.pth"}
 
 
@@ -63,11 +67,17 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_cli(tmp_path: Path) -> Iterator[object]:
     """Run the real ``lipsync`` entry point in a subprocess; returns CompletedProcess (bytes stdout)."""
 
-    def run(*args: str | os.PathLike[str], check: bool = False, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    def run(
+        *args: str | os.PathLike[str],
+        check: bool = False,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess[bytes]:
         argv = [sys.executable, "-m", "lipsync_cli", *map(str, args)]
         full_env = {**os.environ, **(env or {})}
-        return subprocess.run(argv, capture_output=True, check=check, env=full_env, timeout=timeout, cwd=tmp_path)
+        return subprocess.run(
+            argv, capture_output=True, check=check, env=full_env, timeout=timeout, cwd=tmp_path
+        )
 
     yield run
 

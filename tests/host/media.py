@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-
 from lipsync_kit.probe import ffmpeg_exe
 
 
@@ -16,7 +15,9 @@ def make_speech(path: Path, text: str, voice: str = "en-us") -> Path:
 
 
 def ffmpeg(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args], capture_output=True, check=True)
+    return subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args], capture_output=True, check=True
+    )
 
 
 def decode_frames(path: Path, width: int, height: int) -> np.ndarray:
@@ -31,7 +32,21 @@ def decode_frames(path: Path, width: int, height: int) -> np.ndarray:
 
 def decode_audio(path: Path, rate: int = 16000) -> np.ndarray:
     raw = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1", "-ar", str(rate), "pipe:1"],
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vn",
+            "-f",
+            "f32le",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "pipe:1",
+        ],
         capture_output=True,
         check=True,
     ).stdout

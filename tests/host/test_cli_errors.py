@@ -13,10 +13,24 @@ from media import ffmpeg
 
 def _render(run_cli, checkpoints, face, audio, output, *extra: str, detector: Path | None = None):
     return run_cli(
-        "run", "--model", "wav2lip", "--image", face, "--audio", audio, "-o", output, "--device", "cpu", "--json",
-        "--checkpoint", checkpoints["generator"], "--detector-checkpoint", detector or checkpoints["detector"],
+        "run",
+        "--model",
+        "wav2lip",
+        "--image",
+        face,
+        "--audio",
+        audio,
+        "-o",
+        output,
+        "--device",
+        "cpu",
+        "--json",
+        "--checkpoint",
+        checkpoints["generator"],
+        "--detector-checkpoint",
+        detector or checkpoints["detector"],
         *extra,
-    )  # fmt: skip
+    )
 
 
 def _error(proc) -> tuple[str, int, str]:
@@ -90,7 +104,9 @@ def test_silent_audio(run_cli, standin_checkpoints, face_image, out_dir: Path, t
     assert _leftovers(out_dir) == []
 
 
-def test_audio_shorter_than_one_mel_window(run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path) -> None:
+def test_audio_shorter_than_one_mel_window(
+    run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path
+) -> None:
     rng = np.random.default_rng(0)
     short = _write_wav(tmp_path / "short.wav", rng.integers(-3000, 3000, 1600))  # 0.1 s < 0.1875 s
     code, status, _ = _error(_render(run_cli, standin_checkpoints, face_image, short, out_dir / "out.mp4"))
@@ -105,7 +121,9 @@ def test_missing_output_folder(run_cli, standin_checkpoints, face_image, speech_
     assert not target.parent.exists()
 
 
-def test_existing_output_needs_overwrite(run_cli, standin_checkpoints, face_image, speech_wav, out_dir: Path) -> None:
+def test_existing_output_needs_overwrite(
+    run_cli, standin_checkpoints, face_image, speech_wav, out_dir: Path
+) -> None:
     target = out_dir / "out.mp4"
     target.write_bytes(b"keep me")
     code, status, _ = _error(_render(run_cli, standin_checkpoints, face_image, speech_wav, target))
@@ -114,15 +132,29 @@ def test_existing_output_needs_overwrite(run_cli, standin_checkpoints, face_imag
     assert _leftovers(out_dir) == ["out.mp4"]
 
 
-def test_tampered_weights(run_cli, standin_checkpoints, face_image, speech_wav, out_dir: Path, lipsync_home: Path) -> None:
+def test_tampered_weights(
+    run_cli, standin_checkpoints, face_image, speech_wav, out_dir: Path, lipsync_home: Path
+) -> None:
     """A manifest file whose bytes changed is refused by name before anything loads it."""
     stored = lipsync_home / "weights" / "s3fd-619a316812.pth"
     stored.parent.mkdir(parents=True)
     stored.write_bytes(b"\0" * 89_843_225)  # right size, wrong content
     proc = run_cli(
-        "run", "--model", "wav2lip", "--image", face_image, "--audio", speech_wav, "-o", out_dir / "out.mp4",
-        "--device", "cpu", "--json", "--checkpoint", standin_checkpoints["generator"],
-    )  # fmt: skip
+        "run",
+        "--model",
+        "wav2lip",
+        "--image",
+        face_image,
+        "--audio",
+        speech_wav,
+        "-o",
+        out_dir / "out.mp4",
+        "--device",
+        "cpu",
+        "--json",
+        "--checkpoint",
+        standin_checkpoints["generator"],
+    )
     code, status, message = _error(proc)
     assert (code, status) == ("weights_mismatch", 66)
     assert "s3fd-619a316812.pth" in message
@@ -130,22 +162,39 @@ def test_tampered_weights(run_cli, standin_checkpoints, face_image, speech_wav, 
 
 
 def test_missing_weights_offline(run_cli, face_image, speech_wav, out_dir: Path) -> None:
-    proc = run_cli("run", "-m", "wav2lip", "-i", face_image, "-a", speech_wav, "-o", out_dir / "out.mp4", "--json")
+    proc = run_cli(
+        "run", "-m", "wav2lip", "-i", face_image, "-a", speech_wav, "-o", out_dir / "out.mp4", "--json"
+    )
     code, status, message = _error(proc)
     assert (code, status) == ("weights_missing", 66)
     assert "wav2lip.pth" in message
 
 
 def test_unknown_model(run_cli, face_image, speech_wav, out_dir: Path) -> None:
-    proc = run_cli("run", "-m", "nope", "-i", face_image, "-a", speech_wav, "-o", out_dir / "out.mp4", "--json")
-    code, status, message = _error(proc)
+    proc = run_cli(
+        "run", "-m", "nope", "-i", face_image, "-a", speech_wav, "-o", out_dir / "out.mp4", "--json"
+    )
+    code, status, _message = _error(proc)
     assert (code, status) == ("unknown_model", 2)
     assert "wav2lip" in json.loads(proc.stdout)["hint"]
 
 
-def test_video_with_no_audio_stream_is_bad_audio(run_cli, standin_checkpoints, face_image, out_dir: Path,
-                                                  tmp_path: Path) -> None:  # fmt: skip
+def test_video_with_no_audio_stream_is_bad_audio(
+    run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path
+) -> None:
     silent_clip = tmp_path / "clip.mp4"
-    ffmpeg("-loop", "1", "-i", str(face_image), "-t", "0.2", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(silent_clip))
+    ffmpeg(
+        "-loop",
+        "1",
+        "-i",
+        str(face_image),
+        "-t",
+        "0.2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(silent_clip),
+    )
     code, _, _ = _error(_render(run_cli, standin_checkpoints, face_image, silent_clip, out_dir / "out.mp4"))
     assert code == "bad_audio"

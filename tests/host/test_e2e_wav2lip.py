@@ -8,18 +8,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import decode_audio, decode_frames, ffmpeg
-
 from lipsync_kit.probe import probe
+from media import decode_audio, decode_frames, ffmpeg
 
 pytestmark = pytest.mark.slow
 
 
 def _render(run_cli, checkpoints, face, audio, output, *extra: str):
     return run_cli(
-        "run", "--model", "wav2lip", "--image", face, "--audio", audio, "-o", output, "--device", "cpu",
-        "--checkpoint", checkpoints["generator"], "--detector-checkpoint", checkpoints["detector"], *extra,
-    )  # fmt: skip
+        "run",
+        "--model",
+        "wav2lip",
+        "--image",
+        face,
+        "--audio",
+        audio,
+        "-o",
+        output,
+        "--device",
+        "cpu",
+        "--checkpoint",
+        checkpoints["generator"],
+        "--detector-checkpoint",
+        checkpoints["detector"],
+        *extra,
+    )
 
 
 def _json(proc) -> dict:
@@ -36,7 +49,10 @@ def test_still_image_to_mp4(run_cli, standin_checkpoints, face_image, speech_wav
     assert result["output"] == str(out)
     assert result["model"] == "wav2lip" and result["device"] == "cpu"
     assert result["frames"] == expected_frames and result["fps"] == 25
-    assert result["weights"]["checkpoint"] == {"path": str(standin_checkpoints["generator"]), "sha256": "custom"}
+    assert result["weights"]["checkpoint"] == {
+        "path": str(standin_checkpoints["generator"]),
+        "sha256": "custom",
+    }
     assert result["weights"]["detector"]["sha256"] == "custom"
     assert {"env", "worker_start", "detection", "inference", "encode", "total"} <= set(result["seconds"])
     assert result["backend_version"]
@@ -54,13 +70,17 @@ def test_still_image_to_mp4(run_cli, standin_checkpoints, face_image, speech_wav
 def test_png_frames_leave_everything_outside_the_face_box_untouched(
     run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path
 ) -> None:
+    png_face = tmp_path / "face.png"  # lossless, so every decoder sees the same pixels (JPEG decoders differ)
+    ffmpeg("-i", str(face_image), str(png_face))
     pattern = tmp_path / "frames" / "%04d.png"
     pattern.parent.mkdir()
-    result = _json(_render(run_cli, standin_checkpoints, face_image, speech_wav, pattern, "--json", "--paste", "exact"))
+    result = _json(
+        _render(run_cli, standin_checkpoints, png_face, speech_wav, pattern, "--json", "--paste", "exact")
+    )
 
     files = sorted(pattern.parent.glob("*.png"))
     assert len(files) == result["frames"] > 0
-    source = decode_frames(face_image, 256, 256)[0]
+    source = decode_frames(png_face, 256, 256)[0]
     box = result["face_box"]
     outside = np.ones(source.shape[:2], bool)
     outside[box["top"] : box["bottom"], box["left"] : box["right"]] = False
@@ -84,12 +104,31 @@ def test_stdout_stream_is_a_decodable_fragmented_mp4(
     assert len(decode_frames(streamed, 256, 256)) > 10
 
 
-def test_video_input_to_mkv_loops_frames(run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path) -> None:
+def test_video_input_to_mkv_loops_frames(
+    run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path
+) -> None:
     clip = tmp_path / "face.mp4"
-    ffmpeg("-loop", "1", "-i", str(face_image), "-t", "0.4", "-r", "30", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           str(clip))  # fmt: skip
+    ffmpeg(
+        "-loop",
+        "1",
+        "-i",
+        str(face_image),
+        "-t",
+        "0.4",
+        "-r",
+        "30",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(clip),
+    )
     out = tmp_path / "out.mkv"
-    result = _json(_render(run_cli, standin_checkpoints, clip, speech_wav, out, "--json", "--box", "60", "200", "50", "200"))
+    result = _json(
+        _render(
+            run_cli, standin_checkpoints, clip, speech_wav, out, "--json", "--box", "60", "200", "50", "200"
+        )
+    )
     assert result["fps"] == 30
     assert result["face_box"] == {"top": 60, "bottom": 200, "left": 50, "right": 200}
     info = probe(out)
@@ -97,7 +136,9 @@ def test_video_input_to_mkv_loops_frames(run_cli, standin_checkpoints, face_imag
     assert len(decode_frames(out, 256, 256)) == result["frames"] > 12  # more frames than the 12-frame input
 
 
-def test_text_output_is_the_path(run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path) -> None:
+def test_text_output_is_the_path(
+    run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path
+) -> None:
     out = tmp_path / "plain.mp4"
     proc = _render(run_cli, standin_checkpoints, face_image, speech_wav, out)
     assert proc.returncode == 0, proc.stderr.decode()

@@ -24,7 +24,9 @@ def private_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     source = paths.backends_dir()
     copy = tmp_path / "backends"
     for name in ("common", "wav2lip"):
-        shutil.copytree(source / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            source / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     monkeypatch.setenv("LIPSYNC_BACKENDS", str(copy))
     monkeypatch.setenv("LIPSYNC_ENVS", str(tmp_path / "envs"))
     return copy
@@ -35,7 +37,9 @@ def test_checkout_env_is_ready_and_stamped(wav2lip_python: Path) -> None:
     assert env.status() == "ready"
     stamp = env.stamp()
     assert stamp is not None and stamp["lock_sha256"] == env.expected_stamp()["lock_sha256"]
-    check = subprocess.run([str(wav2lip_python), "-c", "import torch, cv2, lipsync_wav2lip, lipsync_kit"], check=False)
+    check = subprocess.run(
+        [str(wav2lip_python), "-c", "import torch, cv2, lipsync_wav2lip, lipsync_kit"], check=False
+    )
     assert check.returncode == 0
 
 
@@ -51,7 +55,9 @@ def test_build_then_an_edited_lock_makes_it_stale(private_backends: Path) -> Non
 
 def test_two_concurrent_builds_run_uv_once(private_backends: Path) -> None:
     argv = [sys.executable, "-m", "lipsync_cli", "env", "build", "wav2lip"]
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outputs = [proc.communicate(timeout=900) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     builds = sum("building the wav2lip environment" in err for _, err in outputs)
@@ -82,7 +88,8 @@ def test_external_python_runs_the_worker_from_sources(wav2lip_python: Path, monk
     env = BackendEnv.named("wav2lip")
     assert env.status() == "external" and env.python == wav2lip_python
     assert env.process_env()["PYTHONPATH"].split(os.pathsep)[:2] == [
-        str(paths.backends_dir() / "wav2lip"), str(paths.backends_dir() / "common")
+        str(paths.backends_dir() / "wav2lip"),
+        str(paths.backends_dir() / "common"),
     ]
     proc = run_cli("env", "status", "wav2lip")
     assert "external" in proc.stdout.decode()

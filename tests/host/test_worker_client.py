@@ -10,11 +10,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from lipsync_kit import protocol
 from media import make_speech
 
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.errors import LipsyncError
-from lipsync_kit import protocol
 from lipsync_cli.worker import WorkerClient
 
 pytestmark = pytest.mark.slow
@@ -22,10 +22,14 @@ pytestmark = pytest.mark.slow
 
 def _params(checkpoints, face: Path, audio: Path, output: Path, **extra) -> dict:
     return {
-        "face": str(face), "audio": str(audio), "output": str(output), "format": "mp4", "overwrite": False,
+        "face": str(face),
+        "audio": str(audio),
+        "output": str(output),
+        "format": "mp4",
+        "overwrite": False,
         "weights": {"checkpoint": str(checkpoints["generator"]), "detector": str(checkpoints["detector"])},
         **extra,
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -35,23 +39,27 @@ def worker(wav2lip_python, tmp_path: Path):
     client.kill()
 
 
-def test_ready_ping_and_one_model_load_for_many_renders(worker, standin_checkpoints, face_image, speech_wav,
-                                                        tmp_path: Path) -> None:  # fmt: skip
+def test_ready_ping_and_one_model_load_for_many_renders(
+    worker, standin_checkpoints, face_image, speech_wav, tmp_path: Path
+) -> None:
     ready = worker.start()
     assert (ready.backend, ready.device) == ("wav2lip", "cpu") and ready.pid > 0
     assert "mp4" in ready.capabilities["formats"]
     assert worker.ping() < 5
     stages: list[str] = []
-    first = worker.render(_params(standin_checkpoints, face_image, speech_wav, tmp_path / "a.mp4"),
-                          lambda m: stages.append(m.stage) if isinstance(m, protocol.Progress) else None)
+    first = worker.render(
+        _params(standin_checkpoints, face_image, speech_wav, tmp_path / "a.mp4"),
+        lambda m: stages.append(m.stage) if isinstance(m, protocol.Progress) else None,
+    )
     second = worker.render(_params(standin_checkpoints, face_image, speech_wav, tmp_path / "b.mp4"))
     assert first.stats["model_loads"] == second.stats["model_loads"] == 2  # generator + detector, loaded once
     assert "lip-syncing" in stages and "detecting faces" in stages
     assert (tmp_path / "a.mp4").stat().st_size > 0 and (tmp_path / "b.mp4").stat().st_size > 0
 
 
-def test_a_bad_request_does_not_end_the_worker(worker, standin_checkpoints, face_image, speech_wav,
-                                               tmp_path: Path) -> None:  # fmt: skip
+def test_a_bad_request_does_not_end_the_worker(
+    worker, standin_checkpoints, face_image, speech_wav, tmp_path: Path
+) -> None:
     worker.start()
     with pytest.raises(LipsyncError) as bad:
         worker.render(_params(standin_checkpoints, tmp_path / "missing.png", speech_wav, tmp_path / "x.mp4"))
@@ -59,8 +67,9 @@ def test_a_bad_request_does_not_end_the_worker(worker, standin_checkpoints, face
     assert worker.render(_params(standin_checkpoints, face_image, speech_wav, tmp_path / "ok.mp4")).output
 
 
-def test_killed_worker_is_reported_as_a_crash_with_its_log(worker, standin_checkpoints, face_image, speech_wav,
-                                                           tmp_path: Path) -> None:  # fmt: skip
+def test_killed_worker_is_reported_as_a_crash_with_its_log(
+    worker, standin_checkpoints, face_image, speech_wav, tmp_path: Path
+) -> None:
     ready = worker.start()
     os.kill(ready.pid, signal.SIGKILL)
     with pytest.raises(LipsyncError) as crash:
@@ -76,8 +85,9 @@ def long_speech(tmp_path_factory) -> Path:
     return make_speech(tmp_path_factory.mktemp("long") / "long.wav", text)
 
 
-def test_terminating_mid_render_leaves_no_partial_output(worker, standin_checkpoints, face_image, long_speech,
-                                                         tmp_path: Path) -> None:  # fmt: skip
+def test_terminating_mid_render_leaves_no_partial_output(
+    worker, standin_checkpoints, face_image, long_speech, tmp_path: Path
+) -> None:
     ready = worker.start()
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -90,9 +100,11 @@ def test_terminating_mid_render_leaves_no_partial_output(worker, standin_checkpo
 
     def target() -> None:
         try:
-            worker.render(_params(standin_checkpoints, face_image, long_speech, out_dir / "out.mp4", batch_size=1),
-                          on_event)  # fmt: skip
-        except BaseException as err:  # noqa: BLE001
+            worker.render(
+                _params(standin_checkpoints, face_image, long_speech, out_dir / "out.mp4", batch_size=1),
+                on_event,
+            )
+        except BaseException as err:
             outcome.append(err)
 
     thread = threading.Thread(target=target)
@@ -104,15 +116,37 @@ def test_terminating_mid_render_leaves_no_partial_output(worker, standin_checkpo
     assert list(out_dir.iterdir()) == []
 
 
-def test_ctrl_c_on_the_cli_stops_the_worker_and_leaves_no_output(standin_checkpoints, face_image, long_speech,
-                                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_ctrl_c_on_the_cli_stops_the_worker_and_leaves_no_output(
+    standin_checkpoints, face_image, long_speech, tmp_path: Path
+) -> None:
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lipsync_cli", "run", "-m", "wav2lip", "-i", str(face_image), "-a", str(long_speech),
-         "-o", str(out), "--device", "cpu", "--batch-size", "1", "--checkpoint", str(standin_checkpoints["generator"]),
-         "--detector-checkpoint", str(standin_checkpoints["detector"])],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lipsync_cli",
+            "run",
+            "-m",
+            "wav2lip",
+            "-i",
+            str(face_image),
+            "-a",
+            str(long_speech),
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "1",
+            "--checkpoint",
+            str(standin_checkpoints["generator"]),
+            "--detector-checkpoint",
+            str(standin_checkpoints["detector"]),
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         if "lip-syncing" in line:

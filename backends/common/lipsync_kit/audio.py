@@ -61,12 +61,22 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
         raise BackendError(ErrorCode.BAD_AUDIO, f"audio path is not a file: {src}", BAD_AUDIO_HINT)
     argv = [
         *base_argv(),
-        "-i", file_arg(src),
-        "-map", "0:a:0",
-        "-f", "f32le", "-c:a", "pcm_f32le", "-ac", "1", "-ar", str(sample_rate),
-        "-rematrix_maxval", "1.0",
+        "-i",
+        file_arg(src),
+        "-map",
+        "0:a:0",
+        "-f",
+        "f32le",
+        "-c:a",
+        "pcm_f32le",
+        "-ac",
+        "1",
+        "-ar",
+        str(sample_rate),
+        "-rematrix_maxval",
+        "1.0",
         "pipe:1",
-    ]  # fmt: skip
+    ]
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     if proc.returncode != 0:
         said = stderr_tail(proc.stderr)

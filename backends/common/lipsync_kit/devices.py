@@ -15,7 +15,7 @@ _CUDA = re.compile(r"cuda(?::(\d+))?")
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; ``cpu``, ``cuda``, ``cuda:N``, ``mps`` are checked."""
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; explicit devices are checked to exist."""
     spec = spec.strip().lower()
     if spec == "auto":
         if torch.cuda.is_available():

@@ -21,7 +21,19 @@ _SIZE: Final = re.compile(r", (\d{1,5})x(\d{1,5})[,\s\[]")
 _FPS: Final = re.compile(r", (\d+(?:\.\d+)?(?:k)?) fps")
 _TBR: Final = re.compile(r", (\d+(?:\.\d+)?(?:k)?) tbr")
 _RATE: Final = re.compile(r", (\d+) Hz")
-_STILL_CODECS: Final = ("png", "mjpeg", "bmp", "tiff", "webp", "gif", "jpegls", "jpeg2000", "ppm", "pgm", "pam")
+_STILL_CODECS: Final = (
+    "png",
+    "mjpeg",
+    "bmp",
+    "tiff",
+    "webp",
+    "gif",
+    "jpegls",
+    "jpeg2000",
+    "ppm",
+    "pgm",
+    "pam",
+)
 
 
 @lru_cache(maxsize=1)

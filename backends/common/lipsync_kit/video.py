@@ -144,15 +144,23 @@ def _read_video(src: Path, max_frames: int | None) -> Visual:
     container, fps, width, height = _probe_video(src)
     argv = [
         *base_argv(),
-        "-i", file_arg(src),
-        "-map", "0:v:0",
-        "-sws_flags", SWS_FLAGS,
-        "-fps_mode", "passthrough",  # every decoded frame once, as OpenCV's VideoCapture gives them
-        "-vf", f"scale={width}:{height}",  # a stream that changes size mid-way still yields fixed frames
-        "-f", "rawvideo", "-pix_fmt", "bgr24",
+        "-i",
+        file_arg(src),
+        "-map",
+        "0:v:0",
+        "-sws_flags",
+        SWS_FLAGS,
+        "-fps_mode",
+        "passthrough",  # every decoded frame once, as OpenCV's VideoCapture gives them
+        "-vf",
+        f"scale={width}:{height}",  # a stream that changes size mid-way still yields fixed frames
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
         *(["-frames:v", str(max_frames)] if max_frames is not None else []),
         "pipe:1",
-    ]  # fmt: skip
+    ]
     frames: list[np.ndarray] = []
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
@@ -345,23 +353,48 @@ class VideoWriter:
         """One ffmpeg command: raw BGR frames on stdin (input 0), the speech file (input 1)."""
         audio = self.audio is not None and self.format != "png"
         argv = [
-            *base_argv(), "-y",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
-            "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
+            *base_argv(),
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{width}x{height}",
+            "-framerate",
+            f"{self.fps.numerator}/{self.fps.denominator}",
+            "-i",
+            "pipe:0",
             *(["-i", file_arg(self.audio)] if audio and self.audio is not None else []),
-            "-map", "0:v:0", *(["-map", "1:a:0"] if audio else []),
-            "-sws_flags", SWS_FLAGS,
-        ]  # fmt: skip
+            "-map",
+            "0:v:0",
+            *(["-map", "1:a:0"] if audio else []),
+            "-sws_flags",
+            SWS_FLAGS,
+        ]
         if self.format == "png":
             assert self._temp is not None
             return [*argv, "-c:v", "png", "-f", "image2", file_arg(self._temp / self._frame_name)]
         pad = ["pad=ceil(iw/2)*2:ceil(ih/2)*2"] if width % 2 or height % 2 else []  # yuv420p needs even
         argv += [
-            "-vf", ",".join([*pad, "scale=out_color_matrix=bt709:out_range=tv", "format=yuv420p"]),
-            "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            "-vf",
+            ",".join([*pad, "scale=out_color_matrix=bt709:out_range=tv", "format=yuv420p"]),
+            "-c:v",
+            "libx264",
+            "-preset",
+            self.preset,
+            "-crf",
+            str(self.crf),
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-color_range",
+            "tv",
             *(["-c:a", "aac", "-b:a", AUDIO_BITRATE] if audio else []),
-        ]  # fmt: skip
+        ]
         if self.format == "mkv":
             argv += ["-f", "matroska"]
         elif self.fd is not None:  # a pipe cannot seek back to write the index: fragment instead

@@ -98,7 +98,7 @@ def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None)
 
     try:
         backend = make_backend(args.device)
-    except BaseException as err:  # noqa: BLE001 - every start-up failure is reported, then re-raised
+    except BaseException as err:
         send(_error_from_exception(err, None))
         return 1
     send(
@@ -126,7 +126,7 @@ def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None)
         elif isinstance(request, protocol.Render):
             try:
                 output, stats = backend.render(request.params, Reporter(send, request.id))
-            except Exception as err:  # noqa: BLE001 - one bad request must not end the worker
+            except Exception as err:
                 send(_error_from_exception(err, request.id))
             else:
                 send(protocol.Result(id=request.id, output=output, stats=stats))

@@ -105,7 +105,11 @@ class Wav2LipBackend:
         self.model_loads = 0
 
     def capabilities(self) -> dict[str, Any]:
-        return {"models": ["wav2lip"], "formats": ["mp4", "mkv", "png", "stream"], "paste": ["exact", "blend"]}
+        return {
+            "models": ["wav2lip"],
+            "formats": ["mp4", "mkv", "png", "stream"],
+            "paste": ["exact", "blend"],
+        }
 
     # ------------------------------------------------------------------------------- models
 
@@ -125,11 +129,13 @@ class Wav2LipBackend:
 
     # ------------------------------------------------------------------------------- render
 
-    def _face_track(self, frames: list[np.ndarray], opts: RenderOptions, reporter: Reporter) -> tuple[FaceTrack, int]:
+    def _face_track(
+        self, frames: list[np.ndarray], opts: RenderOptions, reporter: Reporter
+    ) -> tuple[FaceTrack, int]:
         """Crop boxes for every frame, and how many frames had no face of their own."""
         height, width = frames[0].shape[:2]
         if opts.box is not None:
-            y1, y2, x1, x2 = opts.box
+            _y1, y2, _x1, x2 = opts.box
             if y2 > height or x2 > width:
                 raise BackendError(
                     ErrorCode.BAD_OPTION, f"--box {opts.box} reaches outside the {width}x{height} frame"
@@ -143,13 +149,16 @@ class Wav2LipBackend:
         if not hits:
             raise BackendError(
                 ErrorCode.NO_FACE,
-                f"no face found in {opts.face.name}" + (f" ({len(frames)} frames)" if len(frames) > 1 else ""),
+                f"no face found in {opts.face.name}"
+                + (f" ({len(frames)} frames)" if len(frames) > 1 else ""),
                 hint="use a clearer frontal portrait, or give the face box with --box TOP BOTTOM LEFT RIGHT",
             )
         missing = len(frames) - len(hits)
         if missing:
             # Official Wav2Lip aborts here; borrow the box of the nearest frame that has one instead.
-            reporter.log(f"no face in {missing} of {len(frames)} frames; using the nearest detected box", "warning")
+            reporter.log(
+                f"no face in {missing} of {len(frames)} frames; using the nearest detected box", "warning"
+            )
             hit_array = np.asarray(hits)
             found = [
                 found[i] if found[i] is not None else found[int(hit_array[np.abs(hit_array - i).argmin()])]
@@ -158,6 +167,12 @@ class Wav2LipBackend:
         coords = pad_and_clip(np.asarray(found), opts.pads, (height, width))
         if not opts.nosmooth:
             coords = smooth_boxes(coords)
+        if ((coords[:, 1] <= coords[:, 0]) | (coords[:, 3] <= coords[:, 2])).any():
+            raise BackendError(
+                ErrorCode.NO_FACE,
+                f"the face found in {opts.face.name} touches the frame edge and leaves no pixels to crop",
+                hint="give the face box with --box TOP BOTTOM LEFT RIGHT",
+            )
         return FaceTrack([tuple(int(v) for v in row) for row in coords]), missing  # type: ignore[misc]
 
     def render(self, params: dict[str, Any], reporter: Reporter) -> tuple[str | None, dict[str, Any]]:
@@ -173,7 +188,11 @@ class Wav2LipBackend:
         # Opening the writer first checks the destination before any heavy work; any failure
         # below leaves the block with an exception, which removes the writer's temp files.
         with VideoWriter(
-            target, fps=fps, audio=opts.audio, output_format=opts.format, overwrite=opts.overwrite  # type: ignore[arg-type]
+            target,
+            fps=fps,
+            audio=opts.audio,
+            output_format=opts.format,
+            overwrite=opts.overwrite,  # type: ignore[arg-type]
         ) as writer:
             stats = self._render_into(writer, visual, fps, opts, reporter, clock)
         clock.lap("render")
@@ -182,7 +201,13 @@ class Wav2LipBackend:
         return (str(opts.output) if opts.output else None), stats
 
     def _render_into(
-        self, writer: VideoWriter, visual: Visual, fps: float, opts: RenderOptions, reporter: Reporter, clock: _Clock
+        self,
+        writer: VideoWriter,
+        visual: Visual,
+        fps: float,
+        opts: RenderOptions,
+        reporter: Reporter,
+        clock: _Clock,
     ) -> dict[str, Any]:
         if visual.is_still:
             frames = [visual.frames[0]]

@@ -167,18 +167,31 @@ def detect_faces(
     return result
 
 
-def best_faces(outputs: LevelOutputs, score_threshold: float = SCORE_THRESHOLD) -> list[Box | None]:
+def best_faces(
+    outputs: LevelOutputs, frame_hw: tuple[int, int], score_threshold: float = SCORE_THRESHOLD
+) -> list[Box | None]:
     """The official API box per image: the top detection clipped at 0 (only) and truncated, or None.
 
-    NMS always keeps the highest-scoring candidate first, so the top detection is the arg-max position;
-    only that one is decoded.
+    NMS always keeps the highest-scoring candidate first, so the top detection is the arg-max position.
+    One deliberate difference: positions whose box lies wholly outside the frame are skipped (the
+    official code would take such a box and crash on the empty crop). A trained detector never puts its
+    best face outside the picture, so on real weights the choice is the official one.
     """
     scores, reg = _flatten_levels(outputs)
     level_hw = [(cls.shape[2], cls.shape[3]) for cls, _ in outputs]
-    best_score, index = scores.max(dim=1)
-    boxes = decode(reg[torch.arange(len(index), device=index.device), index], _anchors_at(index, level_hw))
-    ints = boxes.clamp_(min=0).to(torch.int64).tolist()
-    return [Box(*b) if s > score_threshold else None for b, s in zip(ints, best_score.tolist(), strict=True)]
+    positions = torch.arange(scores.shape[1], device=scores.device)
+    anchors = _anchors_at(positions, level_hw)
+    height, width = frame_hw
+    result: list[Box | None] = []
+    for image_scores, image_reg in zip(scores, reg, strict=True):
+        boxes = decode(image_reg, anchors)
+        inside = (boxes[:, 0] < width) & (boxes[:, 1] < height) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+        best_score, index = torch.where(inside, image_scores, -1.0).max(dim=0)
+        if best_score.item() > score_threshold:
+            result.append(Box(*boxes[index].clamp(min=0).to(torch.int64).tolist()))
+        else:
+            result.append(None)
+    return result
 
 
 class FaceDetector:
@@ -195,7 +208,10 @@ class FaceDetector:
 
     def detect(self, frames_bgr: Sequence[np.ndarray], batch_size: int = 16) -> list[Box | None]:
         """Per frame (H, W, 3) uint8 BGR, the official API box, or None where no face scores above 0.5."""
-        return self._batched(frames_bgr, batch_size, best_faces)
+        if not frames_bgr:
+            return []
+        frame_hw = frames_bgr[0].shape[:2]
+        return self._batched(frames_bgr, batch_size, lambda outputs: best_faces(outputs, frame_hw))
 
     def detect_all(self, frames_bgr: Sequence[np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
         """Per frame all detections after NMS, (M, 5) float32 (x1, y1, x2, y2, score), best first."""

@@ -130,14 +130,16 @@ def blend_mask(height: int, width: int) -> np.ndarray:
     the box seam that the official hard paste leaves (Wav2Lip issues #184, #271, #415).
     """
     mask = np.zeros((height, width), np.float32)
-    top, side = int(round(height * 0.42)), int(round(width * 0.08))
+    top, side = round(height * 0.42), round(width * 0.08)
     mask[top : height - max(1, height // 30), side : width - side] = 1.0
     sigma = max(1.0, 0.06 * (height + width) / 2)
     mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma, sigmaY=sigma)
     return mask[:, :, None]
 
 
-def paste(frame: np.ndarray, mouth: np.ndarray, box: CropBox, mode: str, mask: np.ndarray | None = None) -> np.ndarray:
+def paste(
+    frame: np.ndarray, mouth: np.ndarray, box: CropBox, mode: str, mask: np.ndarray | None = None
+) -> np.ndarray:
     """A copy of ``frame`` with the generated 96x96 face resized into ``box``.
 
     ``exact`` is the official hard rectangle; ``blend`` mixes with `blend_mask` (pass it in to reuse it).

@@ -27,8 +27,13 @@ def build(
 def status(model: ModelArg, json_: JsonOpt = False) -> None:
     """Show whether a model's environment is built and current."""
     env = BackendEnv.named(get_model(model).backend)
-    info = {"backend": env.name, "status": env.status(), "path": str(env.env_dir), "python": str(env.python),
-            "stamp": env.stamp()}  # fmt: skip
+    info = {
+        "backend": env.name,
+        "status": env.status(),
+        "path": str(env.env_dir),
+        "python": str(env.python),
+        "stamp": env.stamp(),
+    }
     if json_:
         print_json("env", info)
     else:

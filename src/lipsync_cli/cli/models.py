@@ -20,9 +20,14 @@ def list_models(json_: JsonOpt = False) -> None:
         env = BackendEnv.named(model.backend)
         files = {wf.name: store.status(wf) for wf in model_weight_files(model)}
         rows.append(
-            {"model": model.name, "backend": model.backend, "env": env.status(), "weights": files,
-             "description": model.description}
-        )  # fmt: skip
+            {
+                "model": model.name,
+                "backend": model.backend,
+                "env": env.status(),
+                "weights": files,
+                "description": model.description,
+            }
+        )
     if json_:
         print_json("models", {"models": rows})
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,12 +16,12 @@ from .options import DeviceOpt, JsonOpt, ModelOpt, QuietOpt
 _WAV2LIP = "Wav2Lip options"
 
 
-class Paste(str, Enum):
+class Paste(StrEnum):
     blend = "blend"
     exact = "exact"
 
 
-class Container(str, Enum):
+class Container(StrEnum):
     mp4 = "mp4"
     mkv = "mkv"
 
@@ -37,7 +37,8 @@ def _box(value: tuple[int, int, int, int] | None) -> list[int] | None:
     y1, y2, x1, x2 = value
     if not (0 <= y1 < y2 and 0 <= x1 < x2):
         raise LipsyncError(
-            ErrorCode.BAD_OPTION, f"--box must be TOP BOTTOM LEFT RIGHT with top < bottom and left < right: {value}"
+            ErrorCode.BAD_OPTION,
+            f"--box must be TOP BOTTOM LEFT RIGHT with top < bottom and left < right: {value}",
         )
     return list(value)
 
@@ -45,7 +46,10 @@ def _box(value: tuple[int, int, int, int] | None) -> list[int] | None:
 def run(
     model: ModelOpt,
     face: Annotated[
-        Path, typer.Option("--image", "--face", "-i", help="Portrait: a still image or a video.", show_default=False)
+        Path,
+        typer.Option(
+            "--image", "--face", "-i", help="Portrait: a still image or a video.", show_default=False
+        ),
     ],
     audio: Annotated[
         Path, typer.Option("--audio", "-a", help="Speech: any file ffmpeg decodes.", show_default=False)
@@ -77,7 +81,9 @@ def run(
     ] = None,
     pads: Annotated[
         tuple[int, int, int, int],
-        typer.Option(metavar="TOP BOTTOM LEFT RIGHT", help="Padding around the face box.", rich_help_panel=_WAV2LIP),
+        typer.Option(
+            metavar="TOP BOTTOM LEFT RIGHT", help="Padding around the face box.", rich_help_panel=_WAV2LIP
+        ),
     ] = (0, 10, 0, 0),
     box: Annotated[
         tuple[int, int, int, int] | None,
@@ -111,15 +117,20 @@ def run(
     ] = 16,
     paste: Annotated[
         Paste,
-        typer.Option(help="exact: the official hard box; blend: feathered mouth region.", rich_help_panel=_WAV2LIP),
+        typer.Option(
+            help="exact: the official hard box; blend: feathered mouth region.", rich_help_panel=_WAV2LIP
+        ),
     ] = Paste.blend,
 ) -> None:
     """Render a lip-synced video from a portrait and a speech track."""
     if json_ and output == "-":
         raise LipsyncError(ErrorCode.BAD_OPTION, "--json and -o - both need stdout; pick one")
     _check_positive("--fps", fps)
-    for name, value in (("--resize-factor", resize_factor), ("--batch-size", batch_size),
-                        ("--face-det-batch-size", face_det_batch_size)):  # fmt: skip
+    for name, value in (
+        ("--resize-factor", resize_factor),
+        ("--batch-size", batch_size),
+        ("--face-det-batch-size", face_det_batch_size),
+    ):
         _check_positive(name, value)
     if min(pads) < 0:
         raise LipsyncError(ErrorCode.BAD_OPTION, f"--pads must not be negative: {pads}")

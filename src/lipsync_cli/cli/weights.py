@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -18,7 +19,9 @@ app = typer.Typer(help="Manage pretrained weight files (verified by sha256).", n
 def fetch(
     model: ModelArg,
     force: bool = typer.Option(False, "--force", help="Download again even if present."),
-    all_: bool = typer.Option(False, "--all", help="Also fetch the alternative checkpoints (e.g. wav2lip_gan)."),
+    all_: bool = typer.Option(
+        False, "--all", help="Also fetch the alternative checkpoints (e.g. wav2lip_gan)."
+    ),
 ) -> None:
     """Download and verify the files a model needs."""
     store = WeightsStore()
@@ -30,7 +33,7 @@ def fetch(
 @app.command("import")
 def import_(
     model: ModelArg,
-    files: list[Path] = typer.Argument(..., help="Files you downloaded yourself."),
+    files: Annotated[list[Path], typer.Argument(help="Files you downloaded yourself.")],
 ) -> None:
     """Verify files fetched by hand and file them in the store."""
     store = WeightsStore()
@@ -45,10 +48,15 @@ def status(model: ModelArg, json_: JsonOpt = False) -> None:
     """Show which files are present and verified."""
     store = WeightsStore()
     rows = [
-        {"name": wf.name, "status": store.status(wf), "path": str(store.path_for(wf)), "size": wf.size,
-         "sha256": wf.sha256}
+        {
+            "name": wf.name,
+            "status": store.status(wf),
+            "path": str(store.path_for(wf)),
+            "size": wf.size,
+            "sha256": wf.sha256,
+        }
         for wf in model_weight_files(get_model(model))
-    ]  # fmt: skip
+    ]
     if json_:
         print_json("weights", {"model": model, "files": rows})
         return

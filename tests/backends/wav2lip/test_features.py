@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_golden
 from lipsync_kit.audio import mel_filterbank
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
 from lipsync_wav2lip import features
+from standin import load_golden
 
 MEL_ATOL = 1e-5  # README: observed 7e-7 against librosa 0.7.0 (reflect padding)
 BASIS_ATOL = 1e-6

@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_golden, standin_state_dict
 from lipsync_kit.checkpoints import load_into
 from lipsync_kit.worker import Reporter
 from lipsync_wav2lip.backend import Wav2LipBackend
@@ -21,6 +20,7 @@ from lipsync_wav2lip.features import SAMPLE_RATE, frame_windows, melspectrogram,
 from lipsync_wav2lip.layers import fold_batchnorm
 from lipsync_wav2lip.pipeline import FaceTrack, crop_faces, face_input, generate, paste, prepare_video_frames
 from lipsync_wav2lip.wav2lip import Wav2Lip
+from standin import load_golden, standin_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,9 @@ def test_looping_video_case(golden, generator) -> None:
     _assert_frames_match(rendered[: official_frames - 1], golden["B_frames_out"][:-1])
 
 
-def test_backend_render_to_png_frames_matches_the_official_output(golden, wav2lip_data: Path, tmp_path: Path) -> None:
+def test_backend_render_to_png_frames_matches_the_official_output(
+    golden, wav2lip_data: Path, tmp_path: Path
+) -> None:
     """The worker's own render path (decode, features, generator, paste, encode) on the still case."""
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), golden["A_still_bgr"])
@@ -112,14 +114,18 @@ def test_backend_render_to_png_frames_matches_the_official_output(golden, wav2li
 
     events = []
     backend = Wav2LipBackend("cpu")
-    output, stats = backend.render(
+    _output, stats = backend.render(
         {
-            "face": str(face), "audio": str(audio), "output": str(frames_dir / "%05d.png"), "format": "png",
-            "box": [int(v) for v in golden["A_box_y1y2x1x2"]], "paste": "exact",
+            "face": str(face),
+            "audio": str(audio),
+            "output": str(frames_dir / "%05d.png"),
+            "format": "png",
+            "box": [int(v) for v in golden["A_box_y1y2x1x2"]],
+            "paste": "exact",
             "weights": {"checkpoint": str(checkpoint)},
         },
         Reporter(events.append, "test"),
-    )  # fmt: skip
+    )
     files = sorted(frames_dir.glob("*.png"))
     assert stats["frames"] == len(files) == 13 and stats["fps"] == 25
     rendered = np.stack([cv2.imread(str(f)) for f in files])

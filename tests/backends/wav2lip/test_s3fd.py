@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_golden, load_schema, standin_state_dict
 from lipsync_kit.errors import BackendError, ErrorCode
 from lipsync_wav2lip.face_detection import (
     Box,
@@ -20,6 +19,7 @@ from lipsync_wav2lip.face_detection import (
     preprocess,
 )
 from lipsync_wav2lip.s3fd import S3FD
+from standin import load_golden, load_schema, standin_state_dict
 from torch import Tensor, nn
 
 RAW_ATOL = 1e-4  # reference/wav2lip/README.md: float32 vs float64 noise up to 1.8e-5
@@ -131,8 +131,11 @@ def test_api_boxes_exact(net: S3FD, golden: dict[str, np.ndarray], batch_size: i
 
 
 def test_api_box_is_first_detection(outputs: LevelOutputs) -> None:
-    for box, dets in zip(best_faces(outputs), detect_faces(outputs), strict=True):
+    for box, dets in zip(best_faces(outputs, (240, 320)), detect_faces(outputs), strict=True):
         assert box == Box(*np.clip(dets[0, :4], 0, None).astype(int).tolist())
+
+
+ONE_HOT_HW = (16, 24)  # the frame size whose stride-4 level is 4 x 6
 
 
 def _one_hot_outputs(face_logit: float) -> LevelOutputs:
@@ -151,14 +154,23 @@ def _one_hot_outputs(face_logit: float) -> LevelOutputs:
 
 def test_best_face_anchor_decode_and_clip_at_zero_only() -> None:
     # Anchor: centre (8/2 + 3*8, 8/2 + 1*8) = (28, 12), side 4*8 = 32 -> (15.2, -4, 47.2, 28).
-    assert best_faces(_one_hot_outputs(5.0)) == [Box(15, 0, 47, 28)]
+    assert best_faces(_one_hot_outputs(5.0), ONE_HOT_HW) == [Box(15, 0, 47, 28)]
     boxes = detect_faces(_one_hot_outputs(5.0))[0][:, :4]
     np.testing.assert_allclose(boxes, [[15.2, -4.0, 47.2, 28.0]], rtol=0, atol=1e-5)
 
 
+def test_best_face_skips_boxes_wholly_outside_the_frame() -> None:
+    outputs = _one_hot_outputs(5.0)
+    cls, reg = outputs[0]
+    cls[0, 1, 0, 0] = 9.0  # a better score at stride-4 cell (0, 0) ...
+    reg[0, 0, 0, 0] = 30.0  # ... whose box is shifted 48 px right, past the 24 px wide frame
+    assert detect_faces(outputs)[0][0, 0] > ONE_HOT_HW[1]  # the official top detection lies outside
+    assert best_faces(outputs, ONE_HOT_HW) == [Box(15, 0, 47, 28)]
+
+
 def test_best_face_needs_score_above_half() -> None:
-    assert best_faces(_one_hot_outputs(-0.01)) == [None]  # probability just below 0.5
-    assert best_faces(_one_hot_outputs(0.01)) != [None]
+    assert best_faces(_one_hot_outputs(-0.01), ONE_HOT_HW) == [None]  # probability just below 0.5
+    assert best_faces(_one_hot_outputs(0.01), ONE_HOT_HW) != [None]
     assert detect_faces(_one_hot_outputs(-0.01))[0].shape == (0, 5)
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_golden, load_schema, standin_state_dict
 from lipsync_kit.checkpoints import load_into
 from lipsync_wav2lip.layers import fold_batchnorm
 from lipsync_wav2lip.models import load_generator
 from lipsync_wav2lip.wav2lip import Wav2Lip
+from standin import load_golden, load_schema, standin_state_dict
 from torch import nn
 
 ATOL = 1e-5  # reference/wav2lip/README.md: observed float32 vs float64 noise 5e-7
