@@ -146,6 +146,8 @@ def test_ctrl_c_on_the_cli_stops_the_worker_and_leaves_no_output(
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        # A shell's background jobs inherit SIGINT ignored; give the CLI the default a terminal gives.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     for line in proc.stderr:

@@ -58,7 +58,7 @@ def report_error(err: LipsyncError, *, json_mode: bool) -> int:
 def main() -> None:
     json_mode = "--json" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
     except LipsyncError as err:
         sys.exit(report_error(err, json_mode=json_mode))
     except KeyboardInterrupt:
@@ -74,3 +74,8 @@ def main() -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
+    # Without standalone mode, Click turns Ctrl-C into a returned 130 (and an Exit into its code).
+    if status == exit_status(ErrorCode.INTERRUPTED):
+        sys.exit(report_error(LipsyncError(ErrorCode.INTERRUPTED, "interrupted"), json_mode=json_mode))
+    if isinstance(status, int) and status:
+        sys.exit(status)
