@@ -85,3 +85,18 @@ def run_cli(tmp_path: Path) -> Iterator[object]:
 def require(program: str) -> None:
     if shutil.which(program) is None:
         pytest.skip(f"{program} is not installed")
+
+
+@pytest.fixture
+def render_wav2lip(run_cli, standin_checkpoints: dict[str, Path]):
+    """``lipsync run -m wav2lip`` on the CPU with the stand-in checkpoints as custom files."""
+
+    def render(face, audio, output, *extra: str, detector: Path | None = None):
+        return run_cli(
+            "run", "--model", "wav2lip", "--image", face, "--audio", audio, "-o", output, "--device", "cpu",
+            "--checkpoint", standin_checkpoints["generator"],
+            "--detector-checkpoint", detector or standin_checkpoints["detector"],
+            *extra,
+        )  # fmt: skip
+
+    return render

@@ -11,28 +11,6 @@ import pytest
 from media import ffmpeg
 
 
-def _render(run_cli, checkpoints, face, audio, output, *extra: str, detector: Path | None = None):
-    return run_cli(
-        "run",
-        "--model",
-        "wav2lip",
-        "--image",
-        face,
-        "--audio",
-        audio,
-        "-o",
-        output,
-        "--device",
-        "cpu",
-        "--json",
-        "--checkpoint",
-        checkpoints["generator"],
-        "--detector-checkpoint",
-        detector or checkpoints["detector"],
-        *extra,
-    )
-
-
 def _error(proc) -> tuple[str, int, str]:
     body = json.loads(proc.stdout)
     assert body["ok"] is False and body["kind"] == "error"
@@ -59,74 +37,72 @@ def out_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_missing_image(run_cli, standin_checkpoints, speech_wav, out_dir: Path) -> None:
-    proc = _render(run_cli, standin_checkpoints, out_dir / "nope.jpg", speech_wav, out_dir / "out.mp4")
+def test_missing_image(render_wav2lip, speech_wav, out_dir: Path) -> None:
+    proc = render_wav2lip(out_dir / "nope.jpg", speech_wav, out_dir / "out.mp4", "--json")
     code, status, message = _error(proc)
     assert (code, status) == ("bad_input", 65) and "nope.jpg" in message
     assert _leftovers(out_dir) == []
 
 
-def test_unreadable_image(run_cli, standin_checkpoints, speech_wav, out_dir: Path, tmp_path: Path) -> None:
+def test_unreadable_image(render_wav2lip, speech_wav, out_dir: Path, tmp_path: Path) -> None:
     fake = tmp_path / "face.jpg"
     fake.write_text("this is not a picture")
-    code, status, _ = _error(_render(run_cli, standin_checkpoints, fake, speech_wav, out_dir / "out.mp4"))
+    code, status, _ = _error(render_wav2lip(fake, speech_wav, out_dir / "out.mp4", "--json"))
     assert (code, status) == ("bad_input", 65)
     assert _leftovers(out_dir) == []
 
 
-def test_image_without_a_face(run_cli, standin_checkpoints, face_image, speech_wav, out_dir: Path) -> None:
+def test_image_without_a_face(
+    standin_checkpoints, render_wav2lip, face_image, speech_wav, out_dir: Path
+) -> None:
     blind = standin_checkpoints["detector"].with_name("s3fd_blind.pth")
-    proc = _render(run_cli, standin_checkpoints, face_image, speech_wav, out_dir / "out.mp4", detector=blind)
+    proc = render_wav2lip(face_image, speech_wav, out_dir / "out.mp4", "--json", detector=blind)
     code, status, message = _error(proc)
     assert (code, status) == ("no_face", 65) and "astronaut_256.jpg" in message
     assert _leftovers(out_dir) == []
 
 
-def test_corrupt_audio(run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path) -> None:
+def test_corrupt_audio(render_wav2lip, face_image, out_dir: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "speech.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
-    code, status, _ = _error(_render(run_cli, standin_checkpoints, face_image, corrupt, out_dir / "out.mp4"))
+    code, status, _ = _error(render_wav2lip(face_image, corrupt, out_dir / "out.mp4", "--json"))
     assert (code, status) == ("bad_audio", 65)
     assert _leftovers(out_dir) == []
 
 
-def test_empty_audio(run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path) -> None:
+def test_empty_audio(render_wav2lip, face_image, out_dir: Path, tmp_path: Path) -> None:
     empty = _write_wav(tmp_path / "empty.wav", np.zeros(0))
-    code, _, _ = _error(_render(run_cli, standin_checkpoints, face_image, empty, out_dir / "out.mp4"))
+    code, _, _ = _error(render_wav2lip(face_image, empty, out_dir / "out.mp4", "--json"))
     assert code == "bad_audio"
     assert _leftovers(out_dir) == []
 
 
-def test_silent_audio(run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path) -> None:
+def test_silent_audio(render_wav2lip, face_image, out_dir: Path, tmp_path: Path) -> None:
     silent = _write_wav(tmp_path / "silent.wav", np.zeros(16000))
-    code, status, _ = _error(_render(run_cli, standin_checkpoints, face_image, silent, out_dir / "out.mp4"))
+    code, status, _ = _error(render_wav2lip(face_image, silent, out_dir / "out.mp4", "--json"))
     assert (code, status) == ("silent_audio", 65)
     assert _leftovers(out_dir) == []
 
 
-def test_audio_shorter_than_one_mel_window(
-    run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path
-) -> None:
+def test_audio_shorter_than_one_mel_window(render_wav2lip, face_image, out_dir: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     short = _write_wav(tmp_path / "short.wav", rng.integers(-3000, 3000, 1600))  # 0.1 s < 0.1875 s
-    code, status, _ = _error(_render(run_cli, standin_checkpoints, face_image, short, out_dir / "out.mp4"))
+    code, status, _ = _error(render_wav2lip(face_image, short, out_dir / "out.mp4", "--json"))
     assert (code, status) == ("audio_too_short", 65)
     assert _leftovers(out_dir) == []
 
 
-def test_missing_output_folder(run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path) -> None:
+def test_missing_output_folder(render_wav2lip, face_image, speech_wav, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "out.mp4"
-    code, status, _ = _error(_render(run_cli, standin_checkpoints, face_image, speech_wav, target))
+    code, status, _ = _error(render_wav2lip(face_image, speech_wav, target, "--json"))
     assert (code, status) == ("output_unwritable", 73)
     assert not target.parent.exists()
 
 
-def test_existing_output_needs_overwrite(
-    run_cli, standin_checkpoints, face_image, speech_wav, out_dir: Path
-) -> None:
+def test_existing_output_needs_overwrite(render_wav2lip, face_image, speech_wav, out_dir: Path) -> None:
     target = out_dir / "out.mp4"
     target.write_bytes(b"keep me")
-    code, status, _ = _error(_render(run_cli, standin_checkpoints, face_image, speech_wav, target))
+    code, status, _ = _error(render_wav2lip(face_image, speech_wav, target, "--json"))
     assert (code, status) == ("output_exists", 73)
     assert target.read_bytes() == b"keep me"
     assert _leftovers(out_dir) == ["out.mp4"]
@@ -180,7 +156,7 @@ def test_unknown_model(run_cli, face_image, speech_wav, out_dir: Path) -> None:
 
 
 def test_video_with_no_audio_stream_is_bad_audio(
-    run_cli, standin_checkpoints, face_image, out_dir: Path, tmp_path: Path
+    render_wav2lip, face_image, out_dir: Path, tmp_path: Path
 ) -> None:
     silent_clip = tmp_path / "clip.mp4"
     ffmpeg(
@@ -196,5 +172,5 @@ def test_video_with_no_audio_stream_is_bad_audio(
         "yuv420p",
         str(silent_clip),
     )
-    code, _, _ = _error(_render(run_cli, standin_checkpoints, face_image, silent_clip, out_dir / "out.mp4"))
+    code, _, _ = _error(render_wav2lip(face_image, silent_clip, out_dir / "out.mp4", "--json"))
     assert code == "bad_audio"

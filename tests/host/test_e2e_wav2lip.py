@@ -14,35 +14,16 @@ from media import decode_audio, decode_frames, ffmpeg
 pytestmark = pytest.mark.slow
 
 
-def _render(run_cli, checkpoints, face, audio, output, *extra: str):
-    return run_cli(
-        "run",
-        "--model",
-        "wav2lip",
-        "--image",
-        face,
-        "--audio",
-        audio,
-        "-o",
-        output,
-        "--device",
-        "cpu",
-        "--checkpoint",
-        checkpoints["generator"],
-        "--detector-checkpoint",
-        checkpoints["detector"],
-        *extra,
-    )
-
-
 def _json(proc) -> dict:
     assert proc.returncode == 0, proc.stderr.decode()
     return json.loads(proc.stdout)
 
 
-def test_still_image_to_mp4(run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path) -> None:
+def test_still_image_to_mp4(
+    standin_checkpoints, render_wav2lip, face_image, speech_wav, tmp_path: Path
+) -> None:
     out = tmp_path / "out.mp4"
-    result = _json(_render(run_cli, standin_checkpoints, face_image, speech_wav, out, "--json"))
+    result = _json(render_wav2lip(face_image, speech_wav, out, "--json"))
 
     audio_seconds = len(decode_audio(speech_wav)) / 16000
     expected_frames = int(np.ceil(audio_seconds * 25 - 1e-9))
@@ -68,15 +49,13 @@ def test_still_image_to_mp4(run_cli, standin_checkpoints, face_image, speech_wav
 
 
 def test_png_frames_leave_everything_outside_the_face_box_untouched(
-    run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path
+    render_wav2lip, face_image, speech_wav, tmp_path: Path
 ) -> None:
     png_face = tmp_path / "face.png"  # lossless, so every decoder sees the same pixels (JPEG decoders differ)
     ffmpeg("-i", str(face_image), str(png_face))
     pattern = tmp_path / "frames" / "%04d.png"
     pattern.parent.mkdir()
-    result = _json(
-        _render(run_cli, standin_checkpoints, png_face, speech_wav, pattern, "--json", "--paste", "exact")
-    )
+    result = _json(render_wav2lip(png_face, speech_wav, pattern, "--json", "--paste", "exact"))
 
     files = sorted(pattern.parent.glob("*.png"))
     assert len(files) == result["frames"] > 0
@@ -93,9 +72,9 @@ def test_png_frames_leave_everything_outside_the_face_box_untouched(
 
 
 def test_stdout_stream_is_a_decodable_fragmented_mp4(
-    run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path
+    render_wav2lip, face_image, speech_wav, tmp_path: Path
 ) -> None:
-    proc = _render(run_cli, standin_checkpoints, face_image, speech_wav, "-")
+    proc = render_wav2lip(face_image, speech_wav, "-")
     assert proc.returncode == 0, proc.stderr.decode()
     streamed = tmp_path / "streamed.mp4"
     streamed.write_bytes(proc.stdout)
@@ -104,9 +83,7 @@ def test_stdout_stream_is_a_decodable_fragmented_mp4(
     assert len(decode_frames(streamed, 256, 256)) > 10
 
 
-def test_video_input_to_mkv_loops_frames(
-    run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path
-) -> None:
+def test_video_input_to_mkv_loops_frames(render_wav2lip, face_image, speech_wav, tmp_path: Path) -> None:
     clip = tmp_path / "face.mp4"
     ffmpeg(
         "-loop",
@@ -124,11 +101,7 @@ def test_video_input_to_mkv_loops_frames(
         str(clip),
     )
     out = tmp_path / "out.mkv"
-    result = _json(
-        _render(
-            run_cli, standin_checkpoints, clip, speech_wav, out, "--json", "--box", "60", "200", "50", "200"
-        )
-    )
+    result = _json(render_wav2lip(clip, speech_wav, out, "--json", "--box", "60", "200", "50", "200"))
     assert result["fps"] == 30
     assert result["face_box"] == {"top": 60, "bottom": 200, "left": 50, "right": 200}
     info = probe(out)
@@ -136,11 +109,9 @@ def test_video_input_to_mkv_loops_frames(
     assert len(decode_frames(out, 256, 256)) == result["frames"] > 12  # more frames than the 12-frame input
 
 
-def test_text_output_is_the_path(
-    run_cli, standin_checkpoints, face_image, speech_wav, tmp_path: Path
-) -> None:
+def test_text_output_is_the_path(render_wav2lip, face_image, speech_wav, tmp_path: Path) -> None:
     out = tmp_path / "plain.mp4"
-    proc = _render(run_cli, standin_checkpoints, face_image, speech_wav, out)
+    proc = render_wav2lip(face_image, speech_wav, out)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().strip() == str(out)
     assert re.search(r"lip-syncing", proc.stderr.decode())
