@@ -17,3 +17,8 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def wav2lip_data() -> Path:
     return DATA_DIR / "wav2lip"
+
+
+@pytest.fixture(scope="session")
+def sadtalker_data() -> Path:
+    return DATA_DIR / "sadtalker"

@@ -13,8 +13,13 @@ __all__ = ["load_golden", "load_schema", "standin_state_dict"]
 
 
 def load_schema(path: Path) -> dict[str, tuple[int, ...]]:
-    """An official ``schema_*.json``: ordered ``[key, shape]`` pairs."""
-    return {key: tuple(shape) for key, shape in json.loads(path.read_text())}
+    """An official ``schema_*.json``: ordered ``[key, shape(, dtype)]`` entries.
+
+    Wav2Lip's schemas are a bare list; SadTalker's wrap it in an object under ``state_dict``.
+    """
+    document = json.loads(path.read_text())
+    entries = document["state_dict"] if isinstance(document, dict) else document
+    return {entry[0]: tuple(entry[1]) for entry in entries}
 
 
 def standin_state_dict(schema: Path) -> dict[str, torch.Tensor]:
