@@ -9,7 +9,13 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from lipsync_kit.audio import check_speech, load_audio, mel_filterbank, stft_magnitude
+from lipsync_kit.audio import (
+    check_speech,
+    load_audio,
+    log_mel_spectrogram,
+    mel_filterbank,
+    stft_magnitude,
+)
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
 from standin import load_golden
@@ -90,7 +96,7 @@ def test_compressed_stereo_decodes_to_16k_mono(
 
 def test_spectral_helpers_find_a_tone() -> None:
     t = np.arange(RATE) / RATE
-    magnitude = stft_magnitude(np.sin(2 * np.pi * 1000 * t), n_fft=800, hop=200, win=800)
+    magnitude = stft_magnitude(np.sin(2 * np.pi * 1000 * t), n_fft=800, hop=200, win=800, pad_mode="reflect")
     assert magnitude.shape == (401, 1 + RATE // 200)
     assert magnitude.dtype == np.float32
     assert np.all(np.argmax(magnitude[:, 2:-2], axis=0) == 50)  # 1000 Hz / (16000 / 800) Hz per bin
@@ -98,6 +104,38 @@ def test_spectral_helpers_find_a_tone() -> None:
     basis = mel_filterbank(RATE, 800, 80, 55.0, 7600.0)
     assert basis is mel_filterbank(RATE, 800, 80, 55.0, 7600.0)  # cached
     assert not basis.flags.writeable
+
+
+def test_stft_padding_modes_differ_only_at_the_edges() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal(4000)
+    reflect = stft_magnitude(y, n_fft=800, hop=200, win=800, pad_mode="reflect")
+    zeros = stft_magnitude(y, n_fft=800, hop=200, win=800, pad_mode="constant")
+    assert reflect.shape == zeros.shape == (401, 21)
+    np.testing.assert_array_equal(reflect[:, 2:-2], zeros[:, 2:-2])  # frames that never reach the padding
+    assert np.abs(reflect[:, 0] - zeros[:, 0]).max() > 1.0
+    # Frame 0 of the zero-padded STFT is the first 400 samples behind 400 zeros, under the window.
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(800) / 800)
+    first = np.abs(np.fft.rfft(np.concatenate([np.zeros(400), y[:400]]) * window))
+    np.testing.assert_allclose(zeros[:, 0], first, rtol=1e-5, atol=1e-4)
+
+
+def test_stft_zero_padding_takes_short_signals() -> None:
+    assert stft_magnitude(np.ones(10), n_fft=800, hop=200, win=800, pad_mode="constant").shape == (401, 1)
+    with pytest.raises(ValueError, match="at least 401 samples"):
+        stft_magnitude(np.ones(400), n_fft=800, hop=200, win=800, pad_mode="reflect")
+    with pytest.raises(ValueError, match="pad_mode"):
+        stft_magnitude(np.ones(1000), n_fft=800, hop=200, win=800, pad_mode="edge")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
+def test_log_mel_of_silence_is_the_floor_and_a_tone_is_above_it(pad_mode: str) -> None:
+    silence = log_mel_spectrogram(np.zeros(4000, dtype=np.float32), pad_mode=pad_mode)
+    assert silence.shape == (80, 21) and silence.dtype == np.float32
+    assert np.all(silence == -4.0)
+    tone = log_mel_spectrogram(0.5 * np.sin(2 * np.pi * 1000 * np.arange(RATE) / RATE), pad_mode=pad_mode)
+    assert tone.min() >= -4.0 and tone.max() <= 4.0
+    assert tone[:, 40].argmax() == np.abs(mel_filterbank(RATE, 800, 80, 55.0, 7600.0)[:, 50]).argmax()
 
 
 def expect_bad_audio(path: Path, *words: str) -> BackendError:

@@ -1,5 +1,6 @@
-"""Audio for every backend: decode any file ffmpeg reads, check it holds speech, and the spectral
-building blocks (STFT magnitude, Slaney mel filterbank) that each backend's own features are made of.
+"""Audio for every backend: decode any file ffmpeg reads, check it holds speech, the spectral
+building blocks (STFT magnitude, Slaney mel filterbank) and the normalised log-mel recipe that
+Wav2Lip introduced and SadTalker reuses.
 
 numpy only: the filterbank and STFT follow librosa's definitions (``librosa.filters.mel`` with its
 defaults, ``librosa.stft`` with ``center=True``) without depending on librosa or scipy.
@@ -10,8 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 
@@ -20,13 +22,19 @@ from .errors import BackendError
 from .protocol import ErrorCode
 
 __all__ = [
+    "WAV2LIP_LOG_MEL",
+    "LogMelRecipe",
+    "PadMode",
     "check_speech",
     "hz_to_mel",
     "load_audio",
+    "log_mel_spectrogram",
     "mel_filterbank",
     "mel_to_hz",
     "stft_magnitude",
 ]
+
+PadMode = Literal["reflect", "constant"]  # how a centred STFT pads the signal ends (constant: zeros)
 
 # Slaney's mel scale (Auditory Toolbox; librosa's default, htk=False): linear below 1 kHz, log above.
 MEL_HZ_PER_MEL: Final = 200.0 / 3  # 66.67 Hz per mel on the linear part
@@ -120,26 +128,31 @@ def check_speech(
         )
 
 
-def stft_magnitude(y: np.ndarray, n_fft: int, hop: int, win: int) -> np.ndarray:
+def stft_magnitude(y: np.ndarray, n_fft: int, hop: int, win: int, *, pad_mode: PadMode) -> np.ndarray:
     """|STFT| with a periodic Hann window and centred frames (librosa ``stft(center=True)``).
 
-    The signal is reflect-padded by ``n_fft // 2`` on both sides (librosa < 0.9's default; newer
-    librosa pads with zeros), a window shorter than `n_fft` is zero-padded to it in the middle.
+    The signal is padded by ``n_fft // 2`` on both sides, by reflection (librosa < 0.9's default) or
+    with zeros (``"constant"``, librosa >= 0.9); a window shorter than `n_fft` is zero-padded to it in
+    the middle.
 
     Args:
-        y: (N,) samples, N > n_fft // 2.
+        y: (N,) samples; N > n_fft // 2 for reflect padding, N >= 1 for zero padding.
+        pad_mode: ``"reflect"`` or ``"constant"``.
 
     Returns:
         (1 + n_fft // 2, 1 + N // hop) float32 magnitudes (for even n_fft).
     """
-    if y.ndim != 1 or y.size <= n_fft // 2:
-        raise ValueError(f"need a 1-D signal longer than {n_fft // 2} samples, got shape {y.shape}")
+    if pad_mode not in ("reflect", "constant"):
+        raise ValueError(f"pad_mode must be 'reflect' or 'constant', got {pad_mode!r}")
+    shortest = n_fft // 2 + 1 if pad_mode == "reflect" else 1
+    if y.ndim != 1 or y.size < shortest:
+        raise ValueError(f"need a 1-D signal of at least {shortest} samples, got shape {y.shape}")
     if not 0 < win <= n_fft:
         raise ValueError(f"window length {win} must be in (0, n_fft={n_fft}]")
     window = np.zeros(n_fft)
     offset = (n_fft - win) // 2
     window[offset : offset + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
-    padded = np.pad(np.asarray(y, dtype=np.float64), n_fft // 2, mode="reflect")
+    padded = np.pad(np.asarray(y, dtype=np.float64), n_fft // 2, mode=pad_mode)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (T, n_fft) view, no copy
     out = np.empty((n_fft // 2 + 1, frames.shape[0]), dtype=np.float32)
     for start in range(0, frames.shape[0], STFT_BLOCK_FRAMES):
@@ -187,3 +200,54 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     filters = filters.astype(np.float32)
     filters.setflags(write=False)
     return filters
+
+
+@dataclass(frozen=True, slots=True)
+class LogMelRecipe:
+    """Parameters of a normalised log-mel spectrogram; the defaults are Wav2Lip's ``hparams.py``."""
+
+    sample_rate: int = 16000
+    n_fft: int = 800
+    hop: int = 200
+    win: int = 800
+    n_mels: int = 80
+    fmin: float = 55.0
+    fmax: float = 7600.0
+    preemphasis: float = 0.97
+    ref_level_db: float = 20.0
+    min_level_db: float = -100.0
+    max_abs_value: float = 4.0  # symmetric output range [-max_abs_value, max_abs_value]
+
+
+WAV2LIP_LOG_MEL: Final = LogMelRecipe()  # also SadTalker's (its audio.py/hparams.py are Wav2Lip's)
+
+
+def log_mel_spectrogram(
+    samples: np.ndarray, *, pad_mode: PadMode, recipe: LogMelRecipe = WAV2LIP_LOG_MEL
+) -> np.ndarray:
+    """Wav2Lip's normalised log-mel spectrogram (``audio.melspectrogram``).
+
+    Pre-emphasis (first sample kept), |STFT| (Hann, centred, `pad_mode` padding), Slaney mels,
+    ``20 log10(max(amin, m)) - ref_level_db`` with ``amin = 10 ** (min_level_db / 20)``, then scaled
+    from [min_level_db, 0] dB to [-max_abs_value, max_abs_value] and clipped. With the defaults
+    that is 80 mels over 55-7600 Hz, n_fft 800, hop 200, 1e-5 floor, -20 dB, range [-4, 4].
+
+    Args:
+        samples: (N,) float audio at ``recipe.sample_rate``.
+        pad_mode: ``"reflect"`` for librosa < 0.9 (Wav2Lip's pinned 0.7.0), ``"constant"`` (zeros)
+            for librosa >= 0.9 (SadTalker's pinned 0.9.2).
+
+    Returns:
+        (n_mels, 1 + N // hop) float32.
+    """
+    y = np.asarray(samples, dtype=np.float64)
+    emphasised = np.empty_like(y)
+    emphasised[:1] = y[:1]
+    emphasised[1:] = y[1:] - recipe.preemphasis * y[:-1]
+    magnitude = stft_magnitude(emphasised, recipe.n_fft, recipe.hop, recipe.win, pad_mode=pad_mode)
+    filters = mel_filterbank(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
+    min_amplitude = 10.0 ** (recipe.min_level_db / 20.0)
+    db = 20.0 * np.log10(np.maximum(min_amplitude, filters @ magnitude)) - recipe.ref_level_db
+    top = recipe.max_abs_value
+    scaled = 2 * top * (db - recipe.min_level_db) / -recipe.min_level_db - top
+    return np.clip(scaled, -top, top).astype(np.float32)

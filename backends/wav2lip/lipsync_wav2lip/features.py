@@ -25,19 +25,15 @@ __all__ = [
     "official_chunk_starts",
 ]
 
-SAMPLE_RATE: Final = 16000
-N_FFT: Final = 800
-HOP_SIZE: Final = 200
-WIN_SIZE: Final = 800
-NUM_MELS: Final = 80
-FMIN: Final = 55.0
-FMAX: Final = 7600.0
-PREEMPHASIS: Final = 0.97
-REF_LEVEL_DB: Final = 20.0
-MIN_LEVEL_DB: Final = -100.0
-MAX_ABS_VALUE: Final = 4.0  # symmetric output range [-4, 4]
+_RECIPE: Final = audio.WAV2LIP_LOG_MEL
+SAMPLE_RATE: Final = _RECIPE.sample_rate  # 16000
+N_FFT: Final = _RECIPE.n_fft
+HOP_SIZE: Final = _RECIPE.hop
+NUM_MELS: Final = _RECIPE.n_mels
+FMIN: Final = _RECIPE.fmin
+FMAX: Final = _RECIPE.fmax
+MAX_ABS_VALUE: Final = _RECIPE.max_abs_value  # symmetric output range [-4, 4]
 
-MIN_AMPLITUDE: Final = 10.0 ** (MIN_LEVEL_DB / 20.0)  # 1e-5: magnitude floor before the log
 MEL_FRAMES_PER_SECOND: Final = SAMPLE_RATE / HOP_SIZE  # 80.0 mel columns per second of audio
 MEL_STEP: Final = 16  # mel columns per video frame window (0.2 s of audio)
 MIN_SAMPLES: Final = (MEL_STEP - 1) * HOP_SIZE  # 3000 samples (0.1875 s): the least audio with 16 columns
@@ -46,11 +42,9 @@ FRAME_COUNT_EPS: Final = 1e-9  # keeps float noise (0.52 s * 25 fps = 13.0000000
 
 
 def melspectrogram(samples: np.ndarray) -> np.ndarray:
-    """Wav2Lip's normalised log-mel spectrogram of 16 kHz mono audio.
+    """Wav2Lip's normalised log-mel spectrogram of 16 kHz mono audio (`audio.log_mel_spectrogram`).
 
-    Pre-emphasis 0.97 (first sample kept), |STFT| (n_fft 800, hop 200, Hann 800, reflect-centred),
-    80 Slaney mels over 55-7600 Hz, 20 log10(max(1e-5, m)) - 20 dB, then scaled from [-100, 0] dB
-    to [-4, 4] and clipped.
+    The STFT is reflect-centred, as librosa 0.7.0 (Wav2Lip's pin) pads.
 
     Args:
         samples: (N,) float audio at 16 kHz, N > 400.
@@ -58,15 +52,7 @@ def melspectrogram(samples: np.ndarray) -> np.ndarray:
     Returns:
         (80, 1 + N // 200) float32 in [-4, 4].
     """
-    y = np.asarray(samples, dtype=np.float64)
-    emphasised = np.empty_like(y)
-    emphasised[:1] = y[:1]
-    emphasised[1:] = y[1:] - PREEMPHASIS * y[:-1]
-    magnitude = audio.stft_magnitude(emphasised, N_FFT, HOP_SIZE, WIN_SIZE)
-    mel = audio.mel_filterbank(SAMPLE_RATE, N_FFT, NUM_MELS, FMIN, FMAX) @ magnitude
-    db = 20.0 * np.log10(np.maximum(MIN_AMPLITUDE, mel)) - REF_LEVEL_DB
-    scaled = 2 * MAX_ABS_VALUE * (db - MIN_LEVEL_DB) / -MIN_LEVEL_DB - MAX_ABS_VALUE
-    return np.clip(scaled, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
+    return audio.log_mel_spectrogram(samples, pad_mode="reflect", recipe=_RECIPE)
 
 
 def check_speech(samples: np.ndarray) -> None:

@@ -12,9 +12,8 @@ Matches ``models/syncnet.py`` (class ``SyncNet_color``) of github.com/Rudrabha/W
 from __future__ import annotations
 
 import torch.nn.functional as F
+from lipsync_kit.layers import ConvBlock, conv_stage, make_audio_encoder
 from torch import Tensor, nn
-
-from .layers import ConvBlock, conv_stage, make_audio_encoder
 
 __all__ = ["SyncNetColor"]
 

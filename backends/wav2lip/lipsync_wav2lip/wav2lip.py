@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Final
 
 import torch
+from lipsync_kit.layers import ConvBlock, conv_stage, make_audio_encoder
 from torch import Tensor, nn
 
-from .layers import ConvBlock, ConvTransposeBlock, conv_stage, make_audio_encoder
+from .layers import ConvTransposeBlock
 
 __all__ = ["FACE_SIZE", "MEL_BINS", "MEL_STEP_SIZE", "Wav2Lip"]
 
