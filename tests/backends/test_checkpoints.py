@@ -57,6 +57,19 @@ def test_training_container_with_dataparallel_prefix(tmp_path: Path, container: 
     load_into(_Tiny(), state, source=str(path))
 
 
+def test_named_section_of_a_training_container(tmp_path: Path) -> None:
+    """SadTalker's mapping_*.pth.tar: {'mapping', 'discriminator', 'optimizer_mapping', ..., 'epoch'}."""
+    path = tmp_path / "mapping.pth.tar"
+    adam = {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999)}]}
+    torch.save({"mapping": _weights(), "discriminator": {}, "optimizer_mapping": adam, "epoch": 229}, path)
+
+    _assert_same(load_state_dict_file(path, section="mapping"), _weights())
+    with pytest.raises(BackendError) as info:
+        load_state_dict_file(path, section="generator")
+    assert info.value.code == ErrorCode.BAD_CHECKPOINT
+    assert "'generator'" in info.value.message
+
+
 def test_prefix_is_stripped_only_at_the_start(tmp_path: Path) -> None:
     path = tmp_path / "inner.pth"
     torch.save({"module.block.module.weight": torch.ones(2), "head.module.bias": torch.zeros(3)}, path)

@@ -92,8 +92,13 @@ def _strip_prefix(key: str) -> str:
     return key
 
 
-def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+def load_state_dict_file(path: str | os.PathLike[str], *, section: str | None = None) -> dict[str, Tensor]:
     """Read a checkpoint file into a flat ``{key: tensor}`` state dict on the CPU.
+
+    Args:
+        path: a PyTorch pickle (read with ``weights_only=True``) or a ``.safetensors`` file.
+        section: the entry of a training container that holds the wanted network (e.g. ``"mapping"``
+            in SadTalker's ``mapping_*.pth.tar``); by default ``state_dict`` or ``model`` when present.
 
     Raises:
         BackendError: ``weights_missing`` if there is no such file; ``bad_checkpoint`` if it cannot
@@ -105,7 +110,12 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             ErrorCode.WEIGHTS_MISSING, f"{path}: no such checkpoint file", "download or import the weights"
         )
     raw = _safetensors_load(path) if path.suffix == ".safetensors" else _torch_load(path)
-    state = _unwrap(raw)
+    if section is not None:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get(section), Mapping):
+            raise _bad(f"{path}: has no {section!r} entry", "check that this is the right file for this role")
+        state: object = raw[section]
+    else:
+        state = _unwrap(raw)
     if not isinstance(state, Mapping) or not state:
         raise _bad(
             f"{path}: not a state dict (found {type(state).__name__})",

@@ -13,6 +13,7 @@ from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
+from lipsync_kit.timing import StageClock
 from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
 
@@ -78,19 +79,6 @@ class RenderOptions:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise BackendError(ErrorCode.BAD_OPTION, f"bad render request: {err!r}") from err
-
-
-class _Clock:
-    """Seconds per stage, for the result's stats."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._mark = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._mark
-        self._mark = now
 
 
 class Wav2LipBackend:
@@ -182,7 +170,7 @@ class Wav2LipBackend:
         target = opts.output if opts.output is not None else opts.output_fd
         if target is None:
             raise BackendError(ErrorCode.BAD_OPTION, "the request names no output")
-        clock = _Clock()
+        clock = StageClock()
         visual = read_visual(opts.face)
         fps = (opts.fps or DEFAULT_STILL_FPS) if visual.is_still else float(visual.fps or DEFAULT_STILL_FPS)
         # Opening the writer first checks the destination before any heavy work; any failure
@@ -207,7 +195,7 @@ class Wav2LipBackend:
         fps: float,
         opts: RenderOptions,
         reporter: Reporter,
-        clock: _Clock,
+        clock: StageClock,
     ) -> dict[str, Any]:
         if visual.is_still:
             frames = [visual.frames[0]]
