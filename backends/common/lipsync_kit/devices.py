@@ -9,7 +9,7 @@ import torch
 from .errors import BackendError
 from .protocol import ErrorCode
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "warm_up"]
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
@@ -46,3 +46,18 @@ def resolve_device(spec: str) -> torch.device:
     raise BackendError(
         ErrorCode.BAD_OPTION, f"unknown device {spec!r}", hint="auto, cpu, cuda, cuda:N or mps"
     )
+
+
+def warm_up(device: torch.device) -> None:
+    """Create the CUDA context and cuDNN handle now (about a second), so the first render does not wait.
+
+    The worker runs this in a background thread right after ``ready``, while the host sends the request
+    and the backend decodes its inputs and reads its weights. Harmless on other devices.
+    """
+    if device.type != "cuda":
+        return
+    with torch.inference_mode():
+        image = torch.zeros((1, 3, 16, 16), device=device)
+        kernel = torch.zeros((4, 3, 3, 3), device=device)
+        torch.nn.functional.conv2d(image, kernel)
+        torch.cuda.synchronize(device)

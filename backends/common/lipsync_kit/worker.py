@@ -80,6 +80,18 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _warm_up(device: str) -> None:
+    """Initialise the device in the background (see `lipsync_kit.devices.warm_up`); never fails the worker."""
+    try:
+        import torch
+
+        from .devices import warm_up
+
+        warm_up(torch.device(device))
+    except Exception as err:  # a broken device shows up, with its real error, in the first render
+        print(f"device warm-up failed: {err!r}", file=sys.stderr)
+
+
 def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None) -> int:
     """Run the worker loop until ``shutdown`` or end of input. Returns the process exit status."""
     parser = argparse.ArgumentParser(description="lipsync backend worker (speaks JSON lines)")
@@ -110,6 +122,7 @@ def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None)
             capabilities=backend.capabilities(),
         )
     )
+    threading.Thread(target=_warm_up, args=(backend.device,), daemon=True).start()
 
     for line in sys.stdin:
         if not line.strip():
