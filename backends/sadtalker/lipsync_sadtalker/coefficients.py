@@ -94,7 +94,7 @@ def predict_coefficients(
     device, dtype = parameter.device, parameter.dtype
 
     def tensor(array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(array), device=device, dtype=dtype)
+        return torch.tensor(np.ascontiguousarray(array), device=device, dtype=dtype)  # a copy: inputs may be views
 
     ref = tensor(np.broadcast_to(ref_coeffs[..., :COEFF_DIM], (frames, COEFF_DIM)))
     with torch.inference_mode():

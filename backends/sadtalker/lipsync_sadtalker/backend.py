@@ -1,0 +1,332 @@
+"""The SadTalker backend as the worker loop sees it: models cached per worker, one render per request."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import cv2
+import numpy as np
+from lipsync_kit.audio import load_audio
+from lipsync_kit.devices import resolve_device
+from lipsync_kit.errors import BackendError
+from lipsync_kit.protocol import ErrorCode
+from lipsync_kit.timing import StageClock
+from lipsync_kit.video import VideoWriter, read_visual
+from lipsync_kit.worker import Reporter
+
+from . import __version__
+from .animate import animate
+from .audio2pose import NUM_POSE_STYLES
+from .audio_features import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, blink_ratio, check_speech, mel_windows
+from .crop import PREPROCESS_MODES
+from .face_analysis import FaceAnalyzer
+from .mapping import COEFF_CHANNELS_CROP, COEFF_CHANNELS_FULL, MappingNet
+from .models import BundleNets, load_bundle, load_mapping
+from .paste import PASTE_MODES, FeatherMask, paste_face
+from .pipeline import (
+    FULL_MODES,
+    SourceFace,
+    analyse_source,
+    driving_coefficients,
+    output_size,
+    reference_coefficients,
+    to_uint8_frames,
+)
+from .render_inputs import prepare_render_inputs
+
+__all__ = ["RenderOptions", "SadTalkerBackend"]
+
+SIZES: Final = (256, 512)
+DEFAULT_BATCH: Final = {"cpu": 2, "cuda": 16, "mps": 4}
+
+
+def _floats(value: Any) -> tuple[float, ...] | None:
+    return None if value is None else tuple(float(v) for v in value)
+
+
+def _path(value: Any) -> Path | None:
+    return Path(value) if value else None
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """One render request, parsed from the protocol's ``params``."""
+
+    face: Path
+    audio: Path
+    output: Path | None
+    output_fd: int | None
+    format: str
+    overwrite: bool
+    bundle: Path
+    mapping: Path
+    detector: Path
+    landmarks: Path
+    preprocess: str = "crop"
+    still: bool = False
+    size: int = 256
+    pose_style: int = 0
+    expression_scale: float = 1.0
+    batch_size: int | None = None
+    ref_eyeblink: Path | None = None
+    ref_pose: Path | None = None
+    input_yaw: tuple[float, ...] | None = None
+    input_pitch: tuple[float, ...] | None = None
+    input_roll: tuple[float, ...] | None = None
+    seed: int | None = None
+    face_index: int | None = None
+    paste: str = "blend"
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RenderOptions:
+        weights = params.get("weights", {})
+        try:
+            opts = cls(
+                face=Path(params["face"]),
+                audio=Path(params["audio"]),
+                output=_path(params.get("output")),
+                output_fd=params.get("output_fd"),
+                format=params.get("format", "mp4"),
+                overwrite=bool(params.get("overwrite", False)),
+                bundle=Path(weights["bundle"]),
+                mapping=Path(weights["mapping"]),
+                detector=Path(weights["detector"]),
+                landmarks=Path(weights["landmarks"]),
+                preprocess=str(params.get("preprocess") or "crop"),
+                still=bool(params.get("still", False)),
+                size=int(params.get("size") or 256),
+                pose_style=int(params.get("pose_style") or 0),
+                expression_scale=float(params.get("expression_scale", 1.0)),
+                batch_size=int(params["batch_size"]) if params.get("batch_size") else None,
+                ref_eyeblink=_path(params.get("ref_eyeblink")),
+                ref_pose=_path(params.get("ref_pose")),
+                input_yaw=_floats(params.get("input_yaw")),
+                input_pitch=_floats(params.get("input_pitch")),
+                input_roll=_floats(params.get("input_roll")),
+                seed=int(params["seed"]) if params.get("seed") is not None else None,
+                face_index=int(params["face_index"]) if params.get("face_index") is not None else None,
+                paste=str(params.get("paste") or "blend"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise BackendError(ErrorCode.BAD_OPTION, f"bad render request: {err!r}") from err
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        problems = []
+        if self.preprocess not in PREPROCESS_MODES:
+            problems.append(f"--preprocess must be one of {', '.join(PREPROCESS_MODES)}")
+        if self.size not in SIZES:
+            problems.append("--size must be 256 or 512")
+        if not 0 <= self.pose_style < NUM_POSE_STYLES:
+            problems.append(f"--pose-style must be in 0..{NUM_POSE_STYLES - 1}")
+        if self.batch_size is not None and self.batch_size < 1:
+            problems.append("--batch-size must be at least 1")
+        if self.paste not in PASTE_MODES:
+            problems.append(f"--paste must be one of {', '.join(PASTE_MODES)}")
+        if self.face_index is not None and self.face_index < 0:
+            problems.append("--face-index counts from 0")
+        if problems:
+            raise BackendError(ErrorCode.BAD_OPTION, "; ".join(problems))
+
+    @property
+    def full(self) -> bool:
+        return self.preprocess in FULL_MODES
+
+
+class SadTalkerBackend:
+    name = "sadtalker"
+    version = __version__
+
+    def __init__(self, device: str) -> None:
+        self.torch_device = resolve_device(device)
+        self.device = str(self.torch_device)
+        self._bundles: dict[Path, BundleNets] = {}
+        self._mappings: dict[tuple[Path, int], MappingNet] = {}
+        self._analyzers: dict[tuple[Path, Path], FaceAnalyzer] = {}
+        self.model_loads = 0
+
+    def capabilities(self) -> dict[str, Any]:
+        return {
+            "models": ["sadtalker", "sadtalker-still"],
+            "formats": ["mp4", "mkv", "png", "stream"],
+            "preprocess": list(PREPROCESS_MODES),
+            "paste": list(PASTE_MODES),
+        }
+
+    # ------------------------------------------------------------------------------- models
+
+    def _bundle(self, path: Path) -> BundleNets:
+        if path not in self._bundles:
+            self._bundles[path] = load_bundle(path, self.torch_device)
+            self.model_loads += 1
+        return self._bundles[path]
+
+    def _mapping(self, path: Path, full: bool) -> MappingNet:
+        key = (path, COEFF_CHANNELS_FULL if full else COEFF_CHANNELS_CROP)
+        if key not in self._mappings:
+            self._mappings[key] = load_mapping(path, key[1], self.torch_device)
+            self.model_loads += 1
+        return self._mappings[key]
+
+    def _analyzer(self, detector: Path, landmarks: Path) -> FaceAnalyzer:
+        key = (detector, landmarks)
+        if key not in self._analyzers:
+            self._analyzers[key] = FaceAnalyzer.from_files(detector, landmarks, self.torch_device)
+            self.model_loads += 1
+        return self._analyzers[key]
+
+    # ------------------------------------------------------------------------------- render
+
+    def render(self, params: dict[str, Any], reporter: Reporter) -> tuple[str | None, dict[str, Any]]:
+        opts = RenderOptions.from_params(params)
+        target = opts.output if opts.output is not None else opts.output_fd
+        if target is None:
+            raise BackendError(ErrorCode.BAD_OPTION, "the request names no output")
+        seed = opts.seed if opts.seed is not None else secrets.randbits(31)
+        clock = StageClock()
+        # Opening the writer first checks the destination before any heavy work; any failure
+        # below leaves the block with an exception, which removes the writer's temp files.
+        with VideoWriter(
+            target,
+            fps=float(FPS),
+            audio=opts.audio,
+            output_format=opts.format,  # type: ignore[arg-type]
+            overwrite=opts.overwrite,
+        ) as writer:
+            stats = self._render_into(writer, opts, seed, reporter, clock)
+        clock.lap("encode")
+        stats["seconds"] = clock.seconds
+        return (str(opts.output) if opts.output else None), stats
+
+    def _reference(
+        self, path: Path | None, frames: int, opts: RenderOptions, nets: BundleNets, analyzer: FaceAnalyzer
+    ) -> np.ndarray | None:
+        if path is None:
+            return None
+        visual = read_visual(path, max_frames=frames)
+        rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in visual.frames]
+        return reference_coefficients(
+            rgb, analyzer, nets.recon, mode=opts.preprocess, size=opts.size, what=path.name
+        )
+
+    def _render_into(
+        self, writer: VideoWriter, opts: RenderOptions, seed: int, reporter: Reporter, clock: StageClock
+    ) -> dict[str, Any]:
+        visual = read_visual(opts.face, max_frames=1)
+        if not visual.is_still:
+            reporter.log("the face input is a video: its first frame is the portrait", "info")
+        source_rgb = cv2.cvtColor(visual.frames[0], cv2.COLOR_BGR2RGB)
+        samples = load_audio(opts.audio, SAMPLE_RATE)
+        check_speech(samples)
+        clock.lap("load_inputs")
+
+        nets = self._bundle(opts.bundle)
+        renderer = nets.renderer(self._mapping(opts.mapping, opts.full))
+        analyzer = self._analyzer(opts.detector, opts.landmarks)
+        clock.lap("model_load")
+
+        reporter.progress("finding the face", 0, 1)
+        source = analyse_source(
+            source_rgb,
+            analyzer,
+            nets.recon,
+            mode=opts.preprocess,
+            size=opts.size,
+            face_index=opts.face_index,
+            what=opts.face.name,
+        )
+        reporter.progress("finding the face", 1, 1)
+        clock.lap("crop_3dmm")
+
+        # Pad the speech to whole frames so the video covers all of it (upstream drops the tail).
+        padded = np.pad(samples, (0, -len(samples) % SAMPLES_PER_FRAME))
+        windows = mel_windows(padded)
+        frames = len(windows)
+        ref_eyeblink = self._reference(opts.ref_eyeblink, frames, opts, nets, analyzer)
+        ref_pose = self._reference(opts.ref_pose, frames, opts, nets, analyzer)
+        blink = blink_ratio(frames, np.random.default_rng(seed))
+        coeffs = driving_coefficients(
+            nets,
+            windows,
+            source.coeffs,
+            blink=blink,
+            pose_style=opts.pose_style,
+            seed=seed,
+            ref_eyeblink=ref_eyeblink,
+            ref_pose=ref_pose,
+        )
+        clock.lap("audio_to_coeffs")
+
+        inputs = prepare_render_inputs(
+            source.crop,
+            source.coeffs,
+            coeffs,
+            full=opts.full,
+            still=opts.still,
+            expression_scale=opts.expression_scale,
+            yaw=opts.input_yaw,
+            pitch=opts.input_pitch,
+            roll=opts.input_roll,
+        )
+        batch = opts.batch_size or DEFAULT_BATCH.get(self.torch_device.type, 2)
+        width, height = self._write_frames(
+            writer, inputs, renderer, source, source_rgb, batch, opts, reporter, clock
+        )
+        return {
+            "frames": frames,
+            "fps": float(FPS),
+            "duration": frames / FPS,
+            "audio_duration": len(samples) / SAMPLE_RATE,
+            "width": width,
+            "height": height,
+            "seed": seed,
+            "preprocess": opts.preprocess,
+            "still": opts.still,
+            "size": opts.size,
+            "paste": opts.paste if opts.full else None,
+            "face_box": None if source.box is None else [round(v, 1) for v in source.box],
+            "crop_region": list(source.info.region_in_image),
+            "model_loads": self.model_loads,
+        }
+
+    def _write_frames(
+        self,
+        writer: VideoWriter,
+        inputs: Any,
+        renderer: Any,
+        source: SourceFace,
+        source_rgb: np.ndarray,
+        batch: int,
+        opts: RenderOptions,
+        reporter: Reporter,
+        clock: StageClock,
+    ) -> tuple[int, int]:
+        """Render batch by batch, paste back (full modes) or resize, and hand frames to the writer."""
+        feather = FeatherMask()
+        region = source.info.region_in_image
+        background = source_rgb
+        size = (
+            (source_rgb.shape[1], source_rgb.shape[0]) if opts.full else output_size(source.info, opts.size)
+        )
+        for rendered in animate(
+            renderer,
+            inputs,
+            batch_size=batch,
+            progress=lambda done, total: reporter.progress("rendering", done, total),
+        ):
+            faces = to_uint8_frames(rendered)
+            clock.lap("render")
+            for face in faces:
+                if opts.full:
+                    frame = paste_face(background, face, region, opts.paste, feather)  # type: ignore[arg-type]
+                elif size != (face.shape[1], face.shape[0]):
+                    frame = cv2.resize(face, size)
+                else:
+                    frame = face
+                writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+            clock.lap("paste_encode")
+        return size
