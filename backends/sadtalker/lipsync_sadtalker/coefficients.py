@@ -94,7 +94,8 @@ def predict_coefficients(
     device, dtype = parameter.device, parameter.dtype
 
     def tensor(array: np.ndarray) -> torch.Tensor:
-        return torch.tensor(np.ascontiguousarray(array), device=device, dtype=dtype)  # a copy: inputs may be views
+        # A copy: the inputs may be read-only views (np.broadcast_to).
+        return torch.tensor(np.ascontiguousarray(array), device=device, dtype=dtype)
 
     ref = tensor(np.broadcast_to(ref_coeffs[..., :COEFF_DIM], (frames, COEFF_DIM)))
     with torch.inference_mode():
