@@ -24,6 +24,7 @@ _EXIT_STATUS: Final[dict[str, int]] = {
     ErrorCode.ENV_BUILD_FAILED: 69,
     ErrorCode.DOWNLOAD_FAILED: 69,
     ErrorCode.DEVICE_UNAVAILABLE: 69,
+    ErrorCode.RAY_UNAVAILABLE: 69,
     ErrorCode.INTERNAL: 70,
     ErrorCode.WORKER_CRASHED: 70,
     ErrorCode.PROTOCOL: 70,

@@ -1,10 +1,14 @@
-"""One render, start to finish: validate, set up the env and weights, run the worker, report.
+"""Rendering: check a request, set up its env and weights, have a backend worker render it, report.
 
-This is the library call behind ``lipsync run``; the CLI only parses options into a `RenderRequest`.
+`render` is the library call behind ``lipsync run``; `Renderer` keeps one worker warm across many
+requests, which is what ``lipsync batch`` (locally or inside a Ray actor) builds on. Both share the
+steps below, so a batch job and a single run produce the same record.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import time
 from contextlib import ExitStack
@@ -18,11 +22,23 @@ from lipsync_kit.probe import probe
 from .catalogue import CHECKPOINTS, Model, get_model, weight_file
 from .envs import BackendEnv
 from .errors import ErrorCode, LipsyncError
+from .model_options import REQUEST_FIELDS
 from .output import Reporter, Task
 from .weights import WeightsStore, resolve_custom
-from .worker import WorkerClient
+from .worker import EventHandler, WorkerClient
 
-__all__ = ["OutputTarget", "RenderRequest", "render", "resolve_output"]
+__all__ = [
+    "OutputTarget",
+    "RenderRequest",
+    "Renderer",
+    "check_audio",
+    "check_face",
+    "container_for",
+    "render",
+    "render_params",
+    "resolve_output",
+    "resolve_weights",
+]
 
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv"}
 
@@ -51,6 +67,25 @@ class RenderRequest:
     options: dict[str, Any] = field(default_factory=dict)  # the model's own options
     checkpoint: str | None = None  # a named checkpoint of the catalogue or a path to a custom one
     detector_checkpoint: Path | None = None
+    seed: int | None = None  # for models that sample; sent to every backend, deterministic ones ignore it
+
+    @classmethod
+    def from_options(cls, *, options: dict[str, Any], **fields: Any) -> RenderRequest:
+        """A request from options that `model_options.resolve_options` checked; host fields are lifted out."""
+        backend_options = {k: v for k, v in options.items() if k not in REQUEST_FIELDS}
+        detector = options.get("detector_checkpoint")
+        return cls(
+            **fields,
+            fps=options.get("fps"),
+            checkpoint=options.get("checkpoint"),
+            detector_checkpoint=Path(detector) if detector else None,
+            options=backend_options,
+        )
+
+
+def container_for(path: Path) -> str | None:
+    """The container a video file name asks for (``mp4``, ``mkv``), or None for an unknown extension."""
+    return _CONTAINERS.get(path.suffix.lower())
 
 
 def resolve_output(value: str, container: str | None, overwrite: bool) -> OutputTarget:
@@ -64,7 +99,7 @@ def resolve_output(value: str, container: str | None, overwrite: bool) -> Output
         target = OutputTarget(path, "png")
         folder = path.parent
     else:
-        fmt = container or _CONTAINERS.get(path.suffix.lower())
+        fmt = container or container_for(path)
         if fmt is None:
             raise LipsyncError(
                 ErrorCode.BAD_OPTION,
@@ -84,20 +119,19 @@ def resolve_output(value: str, container: str | None, overwrite: bool) -> Output
     return target
 
 
-def _check_inputs(face: Path, audio: Path) -> None:
-    for path, code, what in (
-        (face, ErrorCode.BAD_INPUT, "image/video"),
-        (audio, ErrorCode.BAD_AUDIO, "audio"),
-    ):
-        if not path.is_file():
-            raise LipsyncError(code, f"the {what} file {path} does not exist")
-        if not os.access(path, os.R_OK):
-            raise LipsyncError(code, f"the {what} file {path} is not readable")
+def check_face(face: Path) -> None:
+    """The portrait exists, is readable and decodes as an image or a video (``bad_input`` if not)."""
+    _check_readable(face, ErrorCode.BAD_INPUT, "image/video")
     info = probe(face)
     if not info.has_video:
         raise LipsyncError(
             ErrorCode.BAD_INPUT, f"{face} is not an image or a video ({info.error or 'no picture'})"
         )
+
+
+def check_audio(audio: Path) -> None:
+    """The speech file exists, is readable and has a decodable audio stream (``bad_audio`` if not)."""
+    _check_readable(audio, ErrorCode.BAD_AUDIO, "audio")
     info = probe(audio)
     if not info.has_audio:
         raise LipsyncError(
@@ -106,7 +140,14 @@ def _check_inputs(face: Path, audio: Path) -> None:
         )
 
 
-def _weights(model: Model, request: RenderRequest, reporter: Reporter) -> dict[str, dict[str, str]]:
+def _check_readable(path: Path, code: str, what: str) -> None:
+    if not path.is_file():
+        raise LipsyncError(code, f"the {what} file {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise LipsyncError(code, f"the {what} file {path} is not readable")
+
+
+def resolve_weights(model: Model, request: RenderRequest, reporter: Reporter) -> dict[str, dict[str, str]]:
     """Make sure every file is present and verified; return role -> {path, sha256 | "custom"}."""
     store = WeightsStore()
     resolved: dict[str, dict[str, str]] = {}
@@ -155,58 +196,165 @@ class _StageProgress:
         self._stage = None
 
 
-def render(request: RenderRequest, reporter: Reporter) -> dict[str, Any]:
-    """Render one clip and return the result record (the ``--json`` payload)."""
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    model = get_model(request.model)
-    _check_inputs(request.face, request.audio)
-    timings["validate"] = time.perf_counter() - started
-
-    mark = time.perf_counter()
-    env = BackendEnv.named(model.backend)
-    env.ensure(reporter)
-    timings["env"] = time.perf_counter() - mark
-
-    mark = time.perf_counter()
-    weights = _weights(model, request, reporter)
-    timings["weights"] = time.perf_counter() - mark
-
-    params: dict[str, Any] = {
-        **model.variant,
+def render_params(model: Model, request: RenderRequest, weights: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The ``render`` request's params: absolute paths and options only."""
+    return {
         **request.options,
+        **model.variant,  # the variant's fixed options win
         "face": str(request.face),
         "audio": str(request.audio),
         "output": None if request.output.is_stream else str(request.output.path),
         "format": request.output.format,
         "overwrite": request.overwrite,
         "fps": request.fps,
+        "seed": request.seed,
         "weights": {role: entry["path"] for role, entry in weights.items()},
     }
+
+
+def _remove_partials(output: OutputTarget) -> None:
+    """Remove the hidden temp file a killed worker left next to a video output.
+
+    A worker that exits normally removes its own; one killed outright cannot. The name follows
+    ``lipsync_kit.video.VideoWriter`` (``.<name>.partial-<token><suffix>``), unique to this output.
+    """
+    if output.path is None or output.format == "png":
+        return
+    for leftover in output.path.parent.glob(f".{glob.escape(output.path.name)}.partial-*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
+class Renderer:
+    """A warm worker of one backend that renders requests one after another.
+
+    The worker starts on the first request, once that request's weights are in place, and a worker that
+    crashed is started again on the next one; `starts` counts the starts. The backend env must be built.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        reporter: Reporter,
+        *,
+        device: str = "auto",
+        env_vars: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+        stream_fd: int | None = None,
+    ) -> None:
+        self.env = BackendEnv.named(backend)
+        self.reporter = reporter
+        self.device = device
+        self.env_vars = env_vars
+        self.log_dir = log_dir
+        self.stream_fd = stream_fd  # a descriptor the worker writes a streamed video to (``-o -``)
+        self.worker: WorkerClient | None = None
+        self.starts = 0
+        self.failed_starts = 0  # in a row; a worker that cannot start will not start on the next try either
+        self.interrupted = False
+
+    def render(self, request: RenderRequest, on_event: EventHandler | None = None) -> dict[str, Any]:
+        """Render one request and return its record (``lipsync run --json``); failures raise LipsyncError."""
+        model = get_model(request.model)
+        timings: dict[str, float] = {}
+        mark = time.perf_counter()
+        weights = resolve_weights(model, request, self.reporter)
+        timings["weights"] = time.perf_counter() - mark
+        params = render_params(model, request, weights)
+        params["output_fd"] = self.stream_fd if request.output.is_stream else None
+        if self.worker is None or not self.worker.alive:
+            mark = time.perf_counter()
+            self._start()
+            timings["worker_start"] = time.perf_counter() - mark
+        worker = self.worker
+        assert worker is not None and worker.ready is not None
+        if self.interrupted:  # stopped while the worker was starting
+            raise LipsyncError(ErrorCode.INTERRUPTED, "interrupted before the render started")
+        try:
+            result = worker.render(params, on_event)
+        except LipsyncError as err:
+            if err.code == ErrorCode.WORKER_CRASHED:
+                self.kill()  # the next request starts a fresh worker
+                _remove_partials(request.output)
+            raise
+        stats = dict(result.stats)
+        timings.update(stats.pop("seconds", {}))
+        return {
+            "ok": True,
+            "output": result.output if result.output is not None else "-",
+            "model": model.name,
+            "backend": worker.ready.backend,
+            "backend_version": worker.ready.version,
+            "device": worker.ready.device,
+            "worker_pid": worker.ready.pid,
+            **stats,
+            "seconds": timings,
+            "weights": {role: {"path": e["path"], "sha256": e["sha256"]} for role, e in weights.items()},
+        }
+
+    def _start(self) -> None:
+        self.kill()
+        worker = WorkerClient(self.env, device=self.device, log_dir=self.log_dir, env_vars=self.env_vars)
+        self.worker = worker
+        self.starts += 1
+        try:
+            worker.start(pass_fds=(self.stream_fd,) if self.stream_fd is not None else ())
+        except BaseException:
+            self.failed_starts += 1
+            self.kill()
+            raise
+        self.failed_starts = 0
+
+    def interrupt(self) -> None:
+        """Stop the worker from another thread; the request in progress fails and leaves no output."""
+        self.interrupted = True
+        if (worker := self.worker) is not None:
+            worker.terminate()
+
+    def close(self) -> None:
+        """Shut the worker down after its current request."""
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def kill(self) -> None:
+        """Stop the worker now; a render in progress removes its partial output."""
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.kill()
+
+
+def render(request: RenderRequest, reporter: Reporter) -> dict[str, Any]:
+    """Render one clip and return the result record (the ``--json`` payload)."""
+    started = time.perf_counter()
+    model = get_model(request.model)
+    check_face(request.face)
+    check_audio(request.audio)
+    timings = {"validate": time.perf_counter() - started}
+
+    mark = time.perf_counter()
+    BackendEnv.named(model.backend).ensure(reporter)
+    timings["env"] = time.perf_counter() - mark
+
     stream_fd = os.dup(1) if request.output.is_stream else None
     progress = _StageProgress(reporter)
     try:
-        mark = time.perf_counter()
-        with WorkerClient(env, device=request.device) as worker:
-            ready = worker.start(pass_fds=(stream_fd,) if stream_fd is not None else ())
-            timings["worker_start"] = time.perf_counter() - mark
-            params["output_fd"] = stream_fd
-            result = worker.render(params, progress)
+        with Renderer(model.backend, reporter, device=request.device, stream_fd=stream_fd) as renderer:
+            record = renderer.render(request, progress)
     finally:
         progress.close()
         if stream_fd is not None:
             os.close(stream_fd)
-    stats = dict(result.stats)
-    timings.update(stats.pop("seconds", {}))
+    timings.update(record["seconds"])
     timings["total"] = time.perf_counter() - started
-    return {
-        "ok": True,
-        "output": result.output if result.output is not None else "-",
-        "model": model.name,
-        "backend": ready.backend,
-        "backend_version": ready.version,
-        "device": ready.device,
-        **stats,
-        "seconds": {k: round(v, 4) for k, v in timings.items()},
-        "weights": {role: {"path": e["path"], "sha256": e["sha256"]} for role, e in weights.items()},
-    }
+    record["seconds"] = {k: round(v, 4) for k, v in timings.items()}
+    return record

@@ -11,8 +11,9 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from itertools import count
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -28,6 +29,7 @@ EventHandler = Callable[[protocol.Message], None]
 
 _STDERR_TAIL_LINES: Final = 15
 _TERMINATE_GRACE_S: Final = 5.0
+_CLIENTS = count(1)  # numbers the log files of the workers one host process starts
 
 
 def _tail(path: Path, lines: int = _STDERR_TAIL_LINES) -> str:
@@ -41,11 +43,21 @@ def _tail(path: Path, lines: int = _STDERR_TAIL_LINES) -> str:
 class WorkerClient:
     """One running backend worker. Use as a context manager, or call `start` and `close`."""
 
-    def __init__(self, env: BackendEnv, *, device: str = "auto", log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: BackendEnv,
+        *,
+        device: str = "auto",
+        log_dir: Path | None = None,
+        env_vars: Mapping[str, str] | None = None,
+    ) -> None:
         self.env = env
         self.device = device
+        self.env_vars = dict(env_vars or {})  # on top of the backend's environment (CUDA_VISIBLE_DEVICES …)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.log_path = (log_dir or paths.logs_dir()) / f"{env.name}-{stamp}-{os.getpid()}.log"
+        number = next(_CLIENTS)
+        suffix = f"-{number}" if number > 1 else ""
+        self.log_path = (log_dir or paths.logs_dir()) / f"{env.name}-{stamp}-{os.getpid()}{suffix}.log"
         self.ready: protocol.Ready | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -63,7 +75,7 @@ class WorkerClient:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
-                env=self.env.process_env(),
+                env={**self.env.process_env(), **self.env_vars},
                 pass_fds=pass_fds,
                 start_new_session=True,  # Ctrl-C reaches the host only; the host stops the worker
             )
@@ -95,6 +107,13 @@ class WorkerClient:
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
         self._cleanup()
+
+    def terminate(self) -> None:
+        """Send the worker SIGTERM and return at once (safe from another thread); it exits removing its
+        partial output, and the thread waiting on it sees a crash."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         """Stop the worker now: SIGTERM (it removes its partial output), then SIGKILL."""

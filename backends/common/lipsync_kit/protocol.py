@@ -58,6 +58,7 @@ class ErrorCode:
     DOWNLOAD_FAILED: Final = "download_failed"
     UNKNOWN_MODEL: Final = "unknown_model"
     WORKER_CRASHED: Final = "worker_crashed"
+    RAY_UNAVAILABLE: Final = "ray_unavailable"  # host only: --ray without the ray extra, or no cluster
     PROTOCOL: Final = "protocol"  # a peer spoke something that is not this protocol
     INTERRUPTED: Final = "interrupted"
     INTERNAL: Final = "internal"

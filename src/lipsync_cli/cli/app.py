@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..errors import ErrorCode, LipsyncError, exit_status
 from ..output import print_json
-from . import doctor, envs, models, run, weights
+from . import batch, doctor, envs, models, run, weights
 
 app = typer.Typer(
     name="lipsync",
@@ -22,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("run")(run.run)
+app.command("batch", epilog=batch.EPILOG)(batch.batch)
 app.command("models")(models.list_models)
 app.command("doctor")(doctor.doctor)
 app.add_typer(envs.app, name="env")

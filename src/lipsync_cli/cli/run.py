@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from ..catalogue import get_model
 from ..errors import ErrorCode, LipsyncError
+from ..model_options import default, resolve_options
 from ..output import make_reporter, print_json
 from ..render import RenderRequest, render, resolve_output
 from .options import DeviceOpt, JsonOpt, ModelOpt, QuietOpt
@@ -26,21 +28,11 @@ class Container(StrEnum):
     mkv = "mkv"
 
 
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise LipsyncError(ErrorCode.BAD_OPTION, f"{name} must be positive, got {value}")
+def _wav2lip(name: str) -> Any:
+    return default("wav2lip", name)
 
 
-def _box(value: tuple[int, int, int, int] | None) -> list[int] | None:
-    if value is None or value[0] == -1:
-        return None
-    y1, y2, x1, x2 = value
-    if not (0 <= y1 < y2 and 0 <= x1 < x2):
-        raise LipsyncError(
-            ErrorCode.BAD_OPTION,
-            f"--box must be TOP BOTTOM LEFT RIGHT with top < bottom and left < right: {value}",
-        )
-    return list(value)
+_DEFAULT_PASTE = Paste(_wav2lip("paste"))
 
 
 def run(
@@ -84,7 +76,7 @@ def run(
         typer.Option(
             metavar="TOP BOTTOM LEFT RIGHT", help="Padding around the face box.", rich_help_panel=_WAV2LIP
         ),
-    ] = (0, 10, 0, 0),
+    ] = _wav2lip("pads"),
     box: Annotated[
         tuple[int, int, int, int] | None,
         typer.Option(
@@ -96,10 +88,10 @@ def run(
     ] = None,
     nosmooth: Annotated[
         bool, typer.Option("--nosmooth", help="Do not smooth boxes over 5 frames.", rich_help_panel=_WAV2LIP)
-    ] = False,
+    ] = _wav2lip("nosmooth"),
     resize_factor: Annotated[
         int, typer.Option(help="Downscale video frames by this factor first.", rich_help_panel=_WAV2LIP)
-    ] = 1,
+    ] = _wav2lip("resize_factor"),
     crop: Annotated[
         tuple[int, int, int, int],
         typer.Option(
@@ -107,55 +99,54 @@ def run(
             help="Crop video frames (-1: to the edge).",
             rich_help_panel=_WAV2LIP,
         ),
-    ] = (0, -1, 0, -1),
+    ] = _wav2lip("crop"),
     rotate: Annotated[
         bool, typer.Option("--rotate", help="Rotate video frames 90° clockwise.", rich_help_panel=_WAV2LIP)
-    ] = False,
-    batch_size: Annotated[int, typer.Option(help="Generator batch size.", rich_help_panel=_WAV2LIP)] = 128,
+    ] = _wav2lip("rotate"),
+    batch_size: Annotated[
+        int, typer.Option(help="Generator batch size.", rich_help_panel=_WAV2LIP)
+    ] = _wav2lip("batch_size"),
     face_det_batch_size: Annotated[
         int, typer.Option(help="Face-detector batch size.", rich_help_panel=_WAV2LIP)
-    ] = 16,
+    ] = _wav2lip("face_det_batch_size"),
     paste: Annotated[
         Paste,
         typer.Option(
             help="exact: the official hard box; blend: feathered mouth region.", rich_help_panel=_WAV2LIP
         ),
-    ] = Paste.blend,
+    ] = _DEFAULT_PASTE,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Random seed for models that sample (Wav2Lip is deterministic and ignores it)."),
+    ] = None,
 ) -> None:
     """Render a lip-synced video from a portrait and a speech track."""
     if json_ and output == "-":
         raise LipsyncError(ErrorCode.BAD_OPTION, "--json and -o - both need stdout; pick one")
-    _check_positive("--fps", fps)
-    for name, value in (
-        ("--resize-factor", resize_factor),
-        ("--batch-size", batch_size),
-        ("--face-det-batch-size", face_det_batch_size),
-    ):
-        _check_positive(name, value)
-    if min(pads) < 0:
-        raise LipsyncError(ErrorCode.BAD_OPTION, f"--pads must not be negative: {pads}")
-    options: dict[str, Any] = {
-        "pads": list(pads),
-        "box": _box(box),
+    given: dict[str, Any] = {
+        "fps": fps,
+        "checkpoint": checkpoint,
+        "detector_checkpoint": detector_checkpoint,
+        "pads": pads,
+        "box": box,
         "nosmooth": nosmooth,
         "resize_factor": resize_factor,
-        "crop": list(crop),
+        "crop": crop,
         "rotate": rotate,
         "batch_size": batch_size,
         "face_det_batch_size": face_det_batch_size,
         "paste": paste.value,
     }
-    request = RenderRequest(
+    resolved = resolve_options(get_model(model), given, base_dir=Path.cwd())
+    request = RenderRequest.from_options(
+        options=resolved,
         model=model,
         face=face.expanduser().absolute(),
         audio=audio.expanduser().absolute(),
         output=resolve_output(output, container.value if container else None, overwrite),
         device=device,
         overwrite=overwrite,
-        fps=fps,
-        options=options,
-        checkpoint=checkpoint,
-        detector_checkpoint=detector_checkpoint,
+        seed=seed,
     )
     reporter = make_reporter(json_mode=json_, quiet=quiet)
     result = render(request, reporter)
