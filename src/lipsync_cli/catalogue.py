@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -14,6 +15,7 @@ __all__ = [
     "Backend",
     "Model",
     "WeightFile",
+    "WeightRole",
     "available_models",
     "get_model",
     "model_weight_files",
@@ -46,12 +48,36 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class WeightRole:
+    """One weight file a backend loads, picked from the manifest by the render options.
+
+    ``role`` is its key in the render request's ``weights``; ``option`` names the option that gives a
+    user's own file instead (or, for ``checkpoint``, one of the model's `CHECKPOINTS` by name).
+    """
+
+    role: str
+    option: str
+    choices: tuple[str, ...]  # every manifest file this role can use
+    pick: Callable[[Mapping[str, Any]], str]  # the file for these options (absent options: defaults)
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     backend: str
     description: str
-    weights: tuple[str, ...]  # weight files always needed
+    roles: tuple[WeightRole, ...]  # the weight files it loads
     variant: dict[str, Any] = field(default_factory=dict)  # fixed options sent to the backend
+    defaults: dict[str, Any] = field(default_factory=dict)  # option defaults that differ from the backend's
+
+
+_SADTALKER_LICENSE: Final = (
+    "SadTalker: Apache-2.0 code, weights MIT on Hugging Face (audio encoders began from Wav2Lip)"
+)
+
+
+def _sadtalker_release(name: str) -> str:
+    return f"https://github.com/OpenTalker/SadTalker/releases/download/v0.0.2-rc/{name}"
 
 
 _WAV2LIP_LICENSE: Final = "Wav2Lip weights: personal/research/non-commercial use only (trained on LRS2)"
@@ -99,10 +125,112 @@ WEIGHT_FILES: Final[dict[str, WeightFile]] = {
             ),
             description="S3FD face detector (from face-alignment)",
         ),
+        *(
+            WeightFile(
+                name=f"SadTalker_V0.0.2_{size}.safetensors",
+                size=725_066_984,
+                sha256=digest,
+                urls=(
+                    _sadtalker_release(f"SadTalker_V0.0.2_{size}.safetensors"),
+                    _hf("vinthony/SadTalker-V002rc", f"SadTalker_V0.0.2_{size}.safetensors"),
+                ),
+                description=f"SadTalker networks, {size} px renderer (audio-to-motion, 3DMM, renderer)",
+                license=_SADTALKER_LICENSE,
+            )
+            for size, digest in (
+                (256, "c211f5d6de003516bf1bbda9f47049a4c9c99133b1ab565c6961e5af16477bff"),
+                (512, "0e063f7ff5258240bdb0f7690783a7b1374e6a4a81ce8fa33456f4cd49694340"),
+            )
+        ),
+        WeightFile(
+            name="mapping_00229-model.pth.tar",
+            size=155_521_183,
+            sha256="62a1e06006cc963220f6477438518ed86e9788226c62ae382ddc42fbcefb83f1",
+            urls=(
+                _sadtalker_release("mapping_00229-model.pth.tar"),
+                _hf("vinthony/SadTalker-V002rc", "mapping_00229-model.pth.tar"),
+            ),
+            description="SadTalker mapping net (preprocess crop, extcrop, resize)",
+            license=_SADTALKER_LICENSE,
+        ),
+        WeightFile(
+            name="mapping_00109-model.pth.tar",
+            size=155_779_231,
+            sha256="84a8642468a3fcfdd9ab6be955267043116c2bec2284686a5262f1eaf017f64c",
+            urls=(
+                _sadtalker_release("mapping_00109-model.pth.tar"),
+                _hf("vinthony/SadTalker-V002rc", "mapping_00109-model.pth.tar"),
+            ),
+            description="SadTalker mapping net (preprocess full, extfull)",
+            license=_SADTALKER_LICENSE,
+        ),
+        WeightFile(
+            name="detection_Resnet50_Final.pth",
+            size=109_497_761,
+            sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
+            urls=(
+                "https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
+                _hf("camenduru/facexlib", "detection_Resnet50_Final.pth"),
+                _hf("darkeril/collection", "detection_Resnet50_Final.pth"),
+            ),
+            description="RetinaFace face detector (ResNet-50, from facexlib)",
+            license="MIT (facexlib, RetinaFace)",
+        ),
+        WeightFile(
+            name="alignment_WFLW_4HG.pth",
+            size=193_670_248,
+            sha256="bbfd137307a4c7debd5c283b9b0ce539466cee417ac0a155e184d857f9f2899c",
+            urls=(
+                "https://github.com/xinntao/facexlib/releases/download/v0.1.0/alignment_WFLW_4HG.pth",
+                _hf("camenduru/SadTalker", "new/gfpgan/weights/alignment_WFLW_4HG.pth"),
+            ),
+            description="AWing 98-point face landmarks (from facexlib)",
+            license="Apache-2.0 (AdaptiveWingLoss)",
+        ),
     )
 }
 
-BACKENDS: Final[dict[str, Backend]] = {b.name: b for b in (Backend("wav2lip", "lipsync_wav2lip"),)}
+BACKENDS: Final[dict[str, Backend]] = {
+    b.name: b for b in (Backend("wav2lip", "lipsync_wav2lip"), Backend("sadtalker", "lipsync_sadtalker"))
+}
+
+
+def _single(role: str, option: str, name: str) -> WeightRole:
+    return WeightRole(role, option, (name,), lambda _options: name)
+
+
+_WAV2LIP_ROLES: Final = (
+    WeightRole(
+        "checkpoint",
+        "checkpoint",
+        ("wav2lip.pth", "wav2lip_gan.pth"),
+        lambda options: f"{options.get('checkpoint') or 'wav2lip'}.pth",
+    ),
+    _single("detector", "detector_checkpoint", "s3fd-619a316812.pth"),
+)
+
+SADTALKER_FULL_MODES: Final = ("full", "extfull")
+
+_SADTALKER_ROLES: Final = (
+    WeightRole(
+        "bundle",
+        "checkpoint",
+        ("SadTalker_V0.0.2_256.safetensors", "SadTalker_V0.0.2_512.safetensors"),
+        lambda options: f"SadTalker_V0.0.2_{options.get('size') or 256}.safetensors",
+    ),
+    WeightRole(
+        "mapping",
+        "mapping_checkpoint",
+        ("mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar"),
+        lambda options: (
+            "mapping_00109-model.pth.tar"
+            if options.get("preprocess") in SADTALKER_FULL_MODES
+            else "mapping_00229-model.pth.tar"
+        ),
+    ),
+    _single("detector", "detector_checkpoint", "detection_Resnet50_Final.pth"),
+    _single("landmarks", "landmark_checkpoint", "alignment_WFLW_4HG.pth"),
+)
 
 MODELS: Final[dict[str, Model]] = {
     m.name: m
@@ -111,7 +239,21 @@ MODELS: Final[dict[str, Model]] = {
             name="wav2lip",
             backend="wav2lip",
             description="Wav2Lip (Prajwal et al. 2020): re-draws the mouth of a still image or a video",
-            weights=("s3fd-619a316812.pth",),
+            roles=_WAV2LIP_ROLES,
+        ),
+        Model(
+            name="sadtalker",
+            backend="sadtalker",
+            description="SadTalker (Zhang et al. 2023): talking head with head motion, expressions, blinks",
+            roles=_SADTALKER_ROLES,
+        ),
+        Model(
+            name="sadtalker-still",
+            backend="sadtalker",
+            description="SadTalker keeping the source head pose, pasted back into the full picture",
+            roles=_SADTALKER_ROLES,
+            variant={"still": True},
+            defaults={"preprocess": "full"},
         ),
     )
 }
@@ -139,8 +281,19 @@ def weight_file(name: str) -> WeightFile:
     return WEIGHT_FILES[name]
 
 
-def model_weight_files(model: Model, *, every_checkpoint: bool = True) -> list[WeightFile]:
-    """The manifest files a model can use: its named checkpoints (or only the default) and the rest."""
-    named = CHECKPOINTS.get(model.name, ())
-    checkpoints = named if every_checkpoint else named[:1]
-    return [WEIGHT_FILES[f"{name}.pth"] for name in checkpoints] + [WEIGHT_FILES[n] for n in model.weights]
+def model_weight_files(
+    model: Model, *, every_checkpoint: bool = True, options: Mapping[str, Any] | None = None
+) -> list[WeightFile]:
+    """The manifest files a model uses: every file any option could pick, or those its options pick.
+
+    Args:
+        every_checkpoint: list every choice of every role (e.g. both renderer sizes).
+        options: the render options (default: the model's defaults) when only the picked files count.
+    """
+    chosen = {**model.defaults, **(options or {}), **model.variant}
+    names: list[str] = []
+    for role in model.roles:
+        for name in role.choices if every_checkpoint else (role.pick(chosen),):
+            if name not in names:
+                names.append(name)
+    return [WEIGHT_FILES[name] for name in names]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -21,6 +21,7 @@ __all__ = [
     "BACKEND_OPTIONS",
     "COMMON_OPTIONS",
     "REQUEST_FIELDS",
+    "WEIGHT_OPTIONS",
     "OptionSpec",
     "absolute_paths",
     "default",
@@ -29,7 +30,7 @@ __all__ = [
     "resolve_options",
 ]
 
-Kind = Literal["int", "float", "bool", "choice", "quad", "path", "checkpoint"]
+Kind = Literal["int", "float", "bool", "choice", "quad", "floats", "path", "checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,48 @@ BACKEND_OPTIONS: Final[dict[str, tuple[OptionSpec, ...]]] = {
     ),
 }
 
+
+def _one_of(*allowed: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(map(str, allowed))}, got {value}"
+
+    return check
+
+
+def _at_most(limit: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value <= limit else f"must be at most {limit}, got {value}"
+
+    return check
+
+
+BACKEND_OPTIONS["sadtalker"] = (
+    OptionSpec("checkpoint", "path", None, nullable=True, target="request"),
+    OptionSpec("mapping_checkpoint", "path", None, nullable=True, target="request"),
+    OptionSpec("detector_checkpoint", "path", None, nullable=True, target="request"),
+    OptionSpec("landmark_checkpoint", "path", None, nullable=True, target="request"),
+    OptionSpec("preprocess", "choice", "crop", choices=("crop", "extcrop", "resize", "full", "extfull")),
+    OptionSpec("size", "int", 256, check=_one_of(256, 512)),
+    OptionSpec("pose_style", "int", 0, minimum=0, check=_at_most(45)),
+    OptionSpec("expression_scale", "float", 1.0, minimum=0),
+    OptionSpec("batch_size", "int", None, minimum=1, nullable=True),  # None: by device (CPU 2, CUDA 16)
+    OptionSpec("ref_eyeblink", "path", None, nullable=True),
+    OptionSpec("ref_pose", "path", None, nullable=True),
+    OptionSpec("input_yaw", "floats", None, nullable=True),
+    OptionSpec("input_pitch", "floats", None, nullable=True),
+    OptionSpec("input_roll", "floats", None, nullable=True),
+    OptionSpec("face_index", "int", None, minimum=0, nullable=True),
+    OptionSpec("paste", "choice", "blend", choices=("blend", "poisson")),
+)
+
+# Options that name weight files: resolved by the host (`render.resolve_weights`), never sent as options.
+WEIGHT_OPTIONS: Final = frozenset(
+    spec.name
+    for specs in BACKEND_OPTIONS.values()
+    for spec in specs
+    if spec.kind in ("path", "checkpoint") and spec.target == "request"
+)
+
 REQUEST_FIELDS: Final = frozenset(
     spec.name
     for specs in (COMMON_OPTIONS, *BACKEND_OPTIONS.values())
@@ -87,9 +130,14 @@ REQUEST_FIELDS: Final = frozenset(
 
 
 def option_specs(model: Model) -> dict[str, OptionSpec]:
-    """The options a model accepts: the common ones and its backend's, less those its variant fixes."""
+    """The options a model accepts: the common ones and its backend's, less those its variant fixes,
+    with the model's own defaults (e.g. sadtalker-still: ``preprocess`` full)."""
     specs = (*COMMON_OPTIONS, *BACKEND_OPTIONS.get(model.backend, ()))
-    return {spec.name: spec for spec in specs if spec.name not in model.variant}
+    return {
+        spec.name: replace(spec, default=model.defaults.get(spec.name, spec.default))
+        for spec in specs
+        if spec.name not in model.variant
+    }
 
 
 def default(backend: str, name: str) -> Any:
@@ -133,6 +181,20 @@ def _quad(spec: OptionSpec, value: Any) -> list[int] | None:
     return numbers
 
 
+def _floats(spec: OptionSpec, value: Any) -> list[float]:
+    """A list of numbers, from JSON or from text such as ``0,20,-10`` or ``"0 20 -10"``."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if isinstance(items, int | float) and not isinstance(items, bool):
+        items = [items]
+    try:
+        numbers = [float(v) for v in items if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        raise _bad(spec, f"must be a list of numbers such as 0,20,-10, got {value!r}") from None
+    if not numbers or len(numbers) != len(items):
+        raise _bad(spec, f"must be a list of numbers such as 0,20,-10, got {value!r}")
+    return numbers
+
+
 def _coerce(spec: OptionSpec, value: Any, model: Model, base_dir: Path) -> Any:
     if value is None:
         if spec.nullable:
@@ -151,6 +213,8 @@ def _coerce(spec: OptionSpec, value: Any, model: Model, base_dir: Path) -> Any:
             return value
         case "quad":
             return _quad(spec, value)
+        case "floats":
+            return _floats(spec, value)
         case "path" | "checkpoint":
             if not isinstance(value, str | Path) or not str(value):
                 raise _bad(spec, f"must be a file path, got {value!r}")

@@ -22,7 +22,7 @@ from lipsync_kit.probe import probe
 from .catalogue import CHECKPOINTS, Model, get_model, weight_file
 from .envs import BackendEnv
 from .errors import ErrorCode, LipsyncError
-from .model_options import REQUEST_FIELDS
+from .model_options import REQUEST_FIELDS, WEIGHT_OPTIONS
 from .output import Reporter, Task
 from .weights import WeightsStore, resolve_custom
 from .worker import EventHandler, WorkerClient
@@ -65,22 +65,17 @@ class RenderRequest:
     overwrite: bool = False
     fps: float | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the model's own options
-    checkpoint: str | None = None  # a named checkpoint of the catalogue or a path to a custom one
-    detector_checkpoint: Path | None = None
+    # Weight options that were given (``checkpoint``, ``detector_checkpoint``, ...): a named checkpoint of
+    # the catalogue or the path of a user's own file; the others come from the weights store.
+    weights: dict[str, str] = field(default_factory=dict)
     seed: int | None = None  # for models that sample; sent to every backend, deterministic ones ignore it
 
     @classmethod
     def from_options(cls, *, options: dict[str, Any], **fields: Any) -> RenderRequest:
         """A request from options that `model_options.resolve_options` checked; host fields are lifted out."""
         backend_options = {k: v for k, v in options.items() if k not in REQUEST_FIELDS}
-        detector = options.get("detector_checkpoint")
-        return cls(
-            **fields,
-            fps=options.get("fps"),
-            checkpoint=options.get("checkpoint"),
-            detector_checkpoint=Path(detector) if detector else None,
-            options=backend_options,
-        )
+        weights = {k: str(v) for k, v in options.items() if k in WEIGHT_OPTIONS and v is not None}
+        return cls(**fields, fps=options.get("fps"), weights=weights, options=backend_options)
 
 
 def container_for(path: Path) -> str | None:
@@ -150,23 +145,17 @@ def _check_readable(path: Path, code: str, what: str) -> None:
 def resolve_weights(model: Model, request: RenderRequest, reporter: Reporter) -> dict[str, dict[str, str]]:
     """Make sure every file is present and verified; return role -> {path, sha256 | "custom"}."""
     store = WeightsStore()
-    resolved: dict[str, dict[str, str]] = {}
     named = CHECKPOINTS.get(model.name, ())
-    if named:
-        choice = request.checkpoint or named[0]
-        if choice in named:
-            wf = weight_file(f"{choice}.pth")
-            resolved["checkpoint"] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
+    options = {**model.defaults, **request.options, **model.variant}
+    resolved: dict[str, dict[str, str]] = {}
+    for role in model.roles:
+        given = request.weights.get(role.option)
+        if given is None or given in named:
+            wf = weight_file(role.pick({**options, role.option: given}))
+            resolved[role.role] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
         else:
-            path = resolve_custom(Path(choice).expanduser().absolute())
-            resolved["checkpoint"] = {"path": str(path), "sha256": "custom"}
-    for name in model.weights:
-        wf = weight_file(name)
-        if request.detector_checkpoint is not None and name.startswith("s3fd"):
-            path = resolve_custom(request.detector_checkpoint.expanduser().absolute())
-            resolved["detector"] = {"path": str(path), "sha256": "custom"}
-        else:
-            resolved["detector"] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
+            path = resolve_custom(Path(given).expanduser().absolute())
+            resolved[role.role] = {"path": str(path), "sha256": "custom"}
     return resolved
 
 

@@ -100,3 +100,59 @@ def render_wav2lip(run_cli, standin_checkpoints: dict[str, Path]):
         )  # fmt: skip
 
     return render
+
+
+@pytest.fixture(scope="session")
+def sadtalker_python() -> Path:
+    """The real sadtalker env, built by the env builder (a no-op when its stamp is current)."""
+    return BackendEnv.named("sadtalker").ensure(PlainReporter())
+
+
+@pytest.fixture(scope="session")
+def sadtalker_standins(tmp_path_factory: pytest.TempPathFactory, sadtalker_python: Path) -> dict[str, Path]:
+    """SadTalker stand-in files in the official formats, made by the backend env's torch.
+
+    The detector finds the astronaut's face in astronaut_512.jpg; the landmark net puts a mean face
+    shape into any box (tests/backends/sadtalker/make_face_standins.py).
+    """
+    out = tmp_path_factory.mktemp("sadtalker-standin")
+    scripts = TESTS_DIR / "backends" / "sadtalker"
+    env = {**os.environ, "PYTHONPATH": str(TESTS_DIR / "backends")}
+    subprocess.run(
+        [
+            str(sadtalker_python),
+            str(scripts / "make_sadtalker_standins.py"),
+            str(out),
+            str(DATA_DIR / "sadtalker"),
+        ],
+        check=True,
+        env=env,
+    )
+    subprocess.run(
+        [str(sadtalker_python), str(scripts / "make_face_standins.py"), str(out)], check=True, env=env
+    )
+    return {
+        "bundle": out / "SadTalker_standin.safetensors",
+        "mapping_crop": out / "mapping_crop_standin.pth.tar",
+        "mapping_full": out / "mapping_full_standin.pth.tar",
+        "detector": out / "detection_Resnet50_astronaut.pth",
+        "landmarks": out / "alignment_WFLW_4HG_mean_shape.pth",
+    }
+
+
+@pytest.fixture
+def render_sadtalker(run_cli, sadtalker_standins: dict[str, Path]):
+    """``lipsync run -m sadtalker[-still]`` on the CPU with the stand-in files as custom weights."""
+
+    def render(model: str, face, audio, output, *extra: str, full: bool = False):
+        weights = sadtalker_standins
+        return run_cli(
+            "run", "--model", model, "--image", face, "--audio", audio, "-o", output, "--device", "cpu",
+            "--checkpoint", weights["bundle"],
+            "--mapping-checkpoint", weights["mapping_full" if full else "mapping_crop"],
+            "--detector-checkpoint", weights["detector"], "--landmark-checkpoint", weights["landmarks"],
+            *extra,
+            timeout=1800,
+        )  # fmt: skip
+
+    return render

@@ -109,11 +109,11 @@ def test_paths_resolve_against_the_manifest_and_lines_override_command_line_defa
     assert a.output == tmp_path / "renders" / "a.mp4" and a.request.output.format == "mp4"
     assert (a.request.seed, a.request.fps, a.request.options["paste"]) == (7, 10, "exact")
     assert a.request.options["pads"] == [0, 10, 0, 0]  # defaults come from the one option table
-    assert (a.request.checkpoint, a.request.detector_checkpoint) == (None, None)
+    assert a.request.weights == {}
     assert b.output == media / "b.mkv" and b.request.output.format == "mkv"
     assert (b.request.seed, b.request.fps, b.request.options["paste"]) == (3, 10, "blend")
-    assert b.request.checkpoint == "wav2lip_gan"  # a named checkpoint stays a name
-    assert b.request.detector_checkpoint == media / "s3fd.pth"
+    assert b.request.weights["checkpoint"] == "wav2lip_gan"  # a named checkpoint stays a name
+    assert b.request.weights["detector_checkpoint"] == str(media / "s3fd.pth")
 
 
 def test_manifest_from_stdin_resolves_against_the_working_directory(media: Path) -> None:

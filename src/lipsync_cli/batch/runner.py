@@ -7,6 +7,7 @@ backend and rendered by warm workers, locally (`pool.run_local`) or on Ray (`ray
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -178,7 +179,7 @@ def _prepare_local(jobs: list[Job], reporter: Reporter, recorder: _Recorder) -> 
     """Build each backend env and fetch each weight file once; jobs whose setup failed are recorded."""
     ready: list[Job] = []
     failed_envs: dict[str, LipsyncError] = {}
-    weights_checked: dict[tuple[str, str | None, Path | None], LipsyncError | None] = {}
+    weights_checked: dict[tuple[str, str], LipsyncError | None] = {}
     built: set[str] = set()
     for job in jobs:
         model = get_model(job.model)
@@ -189,7 +190,11 @@ def _prepare_local(jobs: list[Job], reporter: Reporter, recorder: _Recorder) -> 
             except LipsyncError as err:
                 failed_envs[model.backend] = err
         err = failed_envs.get(model.backend)
-        key = (model.name, job.request.checkpoint, job.request.detector_checkpoint)
+        # The files depend on the weight options and, for some models, on others (size, preprocess).
+        key = (
+            model.name,
+            json.dumps([job.request.weights, job.request.options], sort_keys=True, default=str),
+        )
         if err is None:
             if key not in weights_checked:
                 try:

@@ -62,8 +62,9 @@ def fingerprint(job: Job, digests: FileDigests) -> str:
         "fps": req.fps,
         "seed": req.seed,
         "options": req.options,
-        "checkpoint": _weights_identity(req.model, req.checkpoint),
-        "detector": _weights_identity(req.model, req.detector_checkpoint),
+        "weights": {
+            option: _weights_identity(req.model, value) for option, value in sorted(req.weights.items())
+        },
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
 
