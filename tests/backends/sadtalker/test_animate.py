@@ -115,6 +115,7 @@ def test_predictions_match_golden(
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.usefixtures("full_fp32")
 def test_cuda_matches_golden(
     nets: FaceRenderNets, inputs: RenderInputs, golden: dict[str, np.ndarray]
 ) -> None:
@@ -122,14 +123,9 @@ def test_cuda_matches_golden(
         *(copy.deepcopy(net).cuda() for net in (nets.kp_detector, nets.mapping, nets.generator))
     )
     cuda.generator.prepare_for_inference()
-    tf32 = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False  # parity needs full float32 convolutions
-    try:
-        source = prepare_source(cuda, inputs.source_image, inputs.source_semantics)
-        kp_driving = driving_keypoints(cuda, source, inputs.driving).cpu()
-        frames = torch.cat(list(animate(cuda, inputs, batch_size=BATCH_SIZE))).cpu()
-    finally:
-        torch.backends.cudnn.allow_tf32 = tf32
+    source = prepare_source(cuda, inputs.source_image, inputs.source_semantics)
+    kp_driving = driving_keypoints(cuda, source, inputs.driving).cpu()
+    frames = torch.cat(list(animate(cuda, inputs, batch_size=BATCH_SIZE))).cpu()
     np.testing.assert_allclose(
         source.kp_source.cpu().expand(BATCH_SIZE, -1, -1).numpy(), golden["kp_source"], rtol=0, atol=KP_ATOL
     )

@@ -243,6 +243,7 @@ def test_short_pose_sequences_use_the_largest_odd_window(frames: int) -> None:
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.usefixtures("full_fp32")
 def test_cuda_matches_golden(
     model: Audio2Pose, exp_model: Audio2Exp, golden: dict[str, np.ndarray], golden_exp: dict[str, np.ndarray]
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -386,19 +385,9 @@ def test_blind_detector_raises_no_face(
     assert err.value.code == ErrorCode.NO_FACE
 
 
-@pytest.fixture
-def no_tf32() -> Iterator[None]:
-    """cuDNN convolutions in TF32 (PyTorch's default) move the stand-in AWing heatmaps by up to ~4 (std 821)
-    and flip ~1 % of their arg-maxes; in full float32 the GPU is as close to the goldens as the CPU."""
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32 = saved
-
-
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.usefixtures("no_tf32")
+@pytest.mark.usefixtures("full_fp32")
 def test_cuda_matches_golden(
     retina_state: dict[str, Tensor],
     awing_state: dict[str, Tensor],

@@ -215,6 +215,7 @@ def test_rejects_unsupported_images(meta_model: OcclusionAwareSPADEGenerator, sh
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.usefixtures("full_fp32")
 def test_cuda_matches_golden_and_runs_in_half(
     model: OcclusionAwareSPADEGenerator, golden: dict[str, np.ndarray]
 ) -> None:
@@ -227,13 +228,8 @@ def test_cuda_matches_golden_and_runs_in_half(
     net.load_state_dict(model.state_dict(), strict=True)
     net.prepare_for_inference()
     image, kp_source, kp_driving = (t.cuda() for t in inputs)
-    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.inference_mode():
-            out = net(image, kp_source=kp_source, kp_driving=kp_driving)
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+    with torch.inference_mode():
+        out = net(image, kp_source=kp_source, kp_driving=kp_driving)
     _assert_matches(out, {field: golden[key] for field, key in GOLDEN_OUTPUTS.items()}, label="cuda: ")
 
     half = net.half()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,18 +107,9 @@ def test_rejects_wrong_input_size(model: ReconNet) -> None:
         model(torch.zeros(1, 3, 256, 256))
 
 
-@pytest.fixture
-def strict_fp32() -> Iterator[None]:
-    """Full float32 convolutions on CUDA (TF32 would miss the 1e-4 golden tolerance)."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_golden(model: ReconNet, sadtalker_data: Path, strict_fp32: None) -> None:
+def test_cuda_matches_golden(model: ReconNet, sadtalker_data: Path, full_fp32: None) -> None:
     golden = load_golden(sadtalker_data / "golden_face_3drecon.npz")
     net = ReconNet()
     net.load_state_dict(model.state_dict(), strict=True)

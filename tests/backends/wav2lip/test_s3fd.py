@@ -225,6 +225,7 @@ def test_frames_of_different_sizes_are_rejected(net: S3FD, golden: dict[str, np.
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.usefixtures("full_fp32")
 def test_cuda_matches_golden(schema: Path, golden: dict[str, np.ndarray]) -> None:
     model = S3FD()
     model.load_state_dict(standin_state_dict(schema), strict=True)
