@@ -10,9 +10,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lipsync_kit.probe import ffmpeg_exe, probe
+
+from lipsync_cli.envs import BackendEnv
+from lipsync_cli.worker import WorkerClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "tests" / "data"
@@ -119,3 +123,58 @@ def _cell(value: object) -> str:
 def machine_line(device: str) -> str:
     cpu = os.cpu_count()
     return f"{sys.platform}, {cpu} CPU cores, device {device}"
+
+
+def worker_renders(env: BackendEnv, device: str, params: dict, runs: int) -> tuple[float, list[dict]]:
+    """Worker start seconds, and the stats (+ ``wall``) of ``runs`` renders on that one warm worker."""
+    started = time.perf_counter()
+    with WorkerClient(env, device=device) as worker:
+        worker.start()
+        start_s = time.perf_counter() - started
+        results = []
+        for _ in range(runs):
+            mark = time.perf_counter()
+            result = worker.render({**params, "overwrite": True})
+            results.append({**result.stats, "wall": time.perf_counter() - mark})
+    return start_s, results
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One clip rendered three ways on one machine: cold CLI, warm worker, official flow."""
+
+    cold: dict
+    cold_wall: float
+    worker_start: float
+    warm_runs: list[dict]
+    official: dict
+    official_wall: float
+
+    @property
+    def warm(self) -> dict:
+        """The fastest render after the first on the warm worker (the first one loads the models)."""
+        return min(self.warm_runs[1:] or self.warm_runs, key=lambda r: r["wall"])
+
+    def save(self, path: Path | None, **extra: object) -> None:
+        if path is not None:
+            path.write_text(json.dumps({**asdict(self), **extra}, indent=1))
+
+
+def compare(
+    env: BackendEnv,
+    device: str,
+    cli_args: Sequence[str],
+    params: dict,
+    official: Sequence[str],
+    repeat: int,
+) -> Comparison:
+    """Render with ``lipsync run`` (new process), on a warm worker (``repeat`` times) and with the
+    official-flow script ``official`` (argv after the backend's python), in that order."""
+    cold, cold_wall = run_json(
+        [sys.executable, "-m", "lipsync_cli", "run", *cli_args, "--device", device, "--json", "--overwrite"]
+    )
+    start_s, warm_runs = worker_renders(env, device, params, repeat)
+    official_result, official_wall = run_json(
+        [str(env.python), *official, "--device", device], env={**os.environ, **env.process_env()}
+    )
+    return Comparison(cold, cold_wall, start_s, warm_runs, official_result, official_wall)

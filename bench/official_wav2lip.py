@@ -29,6 +29,7 @@ import torch
 from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.probe import ffmpeg_exe
+from lipsync_kit.timing import StageClock
 from lipsync_wav2lip.face_boxes import DEFAULT_PADS, pad_and_clip, smooth_boxes
 from lipsync_wav2lip.face_detection import FaceDetector
 from lipsync_wav2lip.features import SAMPLE_RATE, melspectrogram, official_chunk_starts
@@ -48,15 +49,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    seconds: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        seconds[stage] = seconds.get(stage, 0.0) + now - mark
-        mark = now
-
+    clock = StageClock()
+    lap = clock.lap
     frame = cv2.imread(str(args.face))
     samples = load_audio(args.audio, SAMPLE_RATE)
     lap("load_inputs")
@@ -101,8 +95,8 @@ def main() -> None:
                     writer.write(out)
         writer.release()
         lap("render")
-        seconds["inference"] = inference
-        seconds["encode_frames"] = seconds.pop("render") - inference
+        clock.seconds["inference"] = inference
+        clock.seconds["encode_frames"] = clock.seconds.pop("render") - inference
         subprocess.run(
             [
                 ffmpeg_exe(),
@@ -122,8 +116,8 @@ def main() -> None:
             check=True,
         )
         lap("mux_reencode")
-    seconds["encode"] = seconds.pop("encode_frames") + seconds.pop("mux_reencode")
-    print(json.dumps({"frames": len(chunks), "seconds": seconds}))
+    clock.seconds["encode"] = clock.seconds.pop("encode_frames") + clock.seconds.pop("mux_reencode")
+    print(json.dumps({"frames": len(chunks), "seconds": clock.seconds}))
 
 
 if __name__ == "__main__":

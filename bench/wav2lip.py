@@ -14,21 +14,17 @@ official shapes (same arithmetic, so the same speed). Prints Markdown tables for
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import (
     PORTRAIT_512,
     REPO_ROOT,
     Stopwatch,
+    compare,
     duration,
     machine_line,
     print_table,
-    run_json,
     speech_clip,
     standin_wav2lip_weights,
 )
@@ -37,7 +33,6 @@ from lipsync_cli.catalogue import weight_file
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.output import PlainReporter
 from lipsync_cli.weights import WeightsStore
-from lipsync_cli.worker import WorkerClient
 
 STAGES = ("load_inputs", "features", "model_load", "detection", "inference", "encode")
 
@@ -48,20 +43,6 @@ def _weights(python: Path, folder: Path) -> tuple[dict[str, Path], str]:
     if all(store.status(wf) == "ok" for wf in real.values()):
         return {role: store.path_for(wf) for role, wf in real.items()}, "official"
     return standin_wav2lip_weights(python, folder), "stand-in (official shapes)"
-
-
-def _worker_render(env: BackendEnv, device: str, params: dict, runs: int) -> tuple[float, list[dict]]:
-    """Worker start seconds, and the stats of ``runs`` renders on that one worker."""
-    started = time.perf_counter()
-    with WorkerClient(env, device=device) as worker:
-        worker.start()
-        start_s = time.perf_counter() - started
-        results = []
-        for _ in range(runs):
-            mark = time.perf_counter()
-            result = worker.render({**params, "overwrite": True})
-            results.append({**result.stats, "wall": time.perf_counter() - mark})
-    return start_s, results
 
 
 def main() -> None:
@@ -83,66 +64,26 @@ def main() -> None:
     weights, weights_kind = _weights(python, work)
     clip_s = duration(audio)
 
-    # 1. The real CLI, cold: a new host process, env check, worker start, model load, render.
-    cli = [
-        sys.executable,
-        "-m",
-        "lipsync_cli",
-        "run",
-        "--model",
-        "wav2lip",
-        "--image",
-        str(PORTRAIT_512),
-        "--audio",
-        str(audio),
-        "-o",
-        str(work / "cold.mp4"),
-        "--device",
-        args.device,
-        "--paste",
-        "exact",
+    model_files = [
         "--checkpoint",
         str(weights["checkpoint"]),
         "--detector-checkpoint",
         str(weights["detector"]),
-        "--json",
-        "--overwrite",
     ]
-    cold, cold_wall = run_json(cli)
-
-    # 2. A warm worker: the same render repeated on one worker.
-    params = {
-        "model": "wav2lip",
-        "face": str(PORTRAIT_512),
-        "audio": str(audio),
-        "output": str(work / "warm.mp4"),
-        "format": "mp4",
-        "paste": "exact",
-        "weights": {role: str(path) for role, path in weights.items()},
-    }
-    start_s, warm_runs = _worker_render(env, args.device, params, args.repeat)
-    warm = min(warm_runs[1:] or warm_runs, key=lambda r: r["wall"])
-
-    # 3. The official flow on the same inputs.
-    official, official_wall = run_json(
-        [
-            str(python),
-            str(REPO_ROOT / "bench" / "official_wav2lip.py"),
-            "--face",
-            str(PORTRAIT_512),
-            "--audio",
-            str(audio),
-            "--checkpoint",
-            str(weights["checkpoint"]),
-            "--detector",
-            str(weights["detector"]),
-            "--device",
-            args.device,
-            "--out",
-            str(work / "official.mp4"),
-        ],
-        env={**os.environ, **env.process_env()},
-    )
+    result = compare(
+        env,
+        args.device,
+        ["--model", "wav2lip", "--image", str(PORTRAIT_512), "--audio", str(audio),
+         "-o", str(work / "cold.mp4"), "--paste", "exact", *model_files],
+        {"face": str(PORTRAIT_512), "audio": str(audio), "output": str(work / "warm.mp4"), "format": "mp4",
+         "paste": "exact", "weights": {role: str(path) for role, path in weights.items()}},
+        [str(REPO_ROOT / "bench" / "official_wav2lip.py"), "--face", str(PORTRAIT_512), "--audio", str(audio),
+         "--checkpoint", str(weights["checkpoint"]), "--detector", str(weights["detector"]),
+         "--out", str(work / "official.mp4")],
+        args.repeat,
+    )  # fmt: skip
+    cold, cold_wall, warm = result.cold, result.cold_wall, result.warm
+    official, official_wall, start_s = result.official, result.official_wall, result.worker_start
 
     frames = cold["frames"]
     cold_s, warm_s, off_s = cold["seconds"], warm["seconds"], official["seconds"]
@@ -176,22 +117,7 @@ def main() -> None:
             ["warm worker, render stages only", warm_render, official_wall / warm_render],
         ],
     )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "cold": cold,
-                    "cold_wall": cold_wall,
-                    "warm": warm_runs,
-                    "worker_start": start_s,
-                    "official": official,
-                    "official_wall": official_wall,
-                    "clip_s": clip_s,
-                    "weights": weights_kind,
-                },
-                indent=1,
-            )
-        )
+    result.save(args.json, clip_s=clip_s, weights=weights_kind)
 
 
 if __name__ == "__main__":
