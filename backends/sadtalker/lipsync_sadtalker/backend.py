@@ -9,7 +9,6 @@ from typing import Any, Final
 
 import cv2
 import numpy as np
-import torch
 from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
@@ -145,9 +144,6 @@ class SadTalkerBackend:
     def __init__(self, device: str) -> None:
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
-        if self.torch_device.type == "cuda":
-            # The renderer's shapes repeat batch after batch: let cuDNN pick its fastest kernels once.
-            torch.backends.cudnn.benchmark = True
         self._bundles: dict[Path, BundleNets] = {}
         self._mappings: dict[tuple[Path, int], MappingNet] = {}
         self._analyzers: dict[tuple[Path, Path], FaceAnalyzer] = {}
