@@ -85,8 +85,10 @@ def _base(job: Job | LineError, status: Status) -> dict[str, Any]:
 
 def ok_record(job: Job, rendered: dict[str, Any], fp: str, seconds: float) -> dict[str, Any]:
     """The record of a job that rendered; ``rendered`` is `Renderer.render`'s record."""
+    base = _base(job, "ok")
     return {
-        **_base(job, "ok"),
+        **base,
+        "seed": rendered.get("seed", base["seed"]),  # a sampling backend reports the seed it used
         "output": rendered["output"],
         "backend": rendered["backend"],
         "backend_version": rendered["backend_version"],

@@ -47,13 +47,17 @@ def _checks() -> list[tuple[str, bool, str]]:
     gpus = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]).strip()
     checks.append(("gpu", True, gpus.replace("\n", "; ") if gpus else "no NVIDIA GPU found (CPU rendering)"))
     store = WeightsStore()
-    for model in MODELS.values():
-        env = BackendEnv.named(model.backend)
+    for backend in dict.fromkeys(model.backend for model in MODELS.values()):
+        env = BackendEnv.named(backend)
         state = env.status()
         checks.append((f"env {env.name}", state in ("ready", "external"), f"{state} ({env.python})"))
-        for wf in model_weight_files(model, every_checkpoint=False):
-            state = store.status(wf)
-            checks.append((f"weights {wf.name}", state == "ok", f"{state} ({store.path_for(wf)})"))
+    # The files each model's defaults pick, each listed once.
+    defaults = {
+        wf.name: wf for model in MODELS.values() for wf in model_weight_files(model, every_checkpoint=False)
+    }
+    for wf in defaults.values():
+        state = store.status(wf)
+        checks.append((f"weights {wf.name}", state == "ok", f"{state} ({store.path_for(wf)})"))
     return checks
 
 
@@ -64,4 +68,4 @@ def doctor(json_: JsonOpt = False) -> None:
         print_json("doctor", {"checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in checks]})
         return
     for name, ok, detail in checks:
-        print(f"{'ok ' if ok else '-- '} {name:<32} {detail}")
+        print(f"{'ok ' if ok else '-- '} {name:<44} {detail}")

@@ -31,8 +31,12 @@ def list_models(json_: JsonOpt = False) -> None:
     if json_:
         print_json("models", {"models": rows})
         return
-    table = Table("model", "backend env", "weights", "description", box=None)
-    for row in rows:
-        weights = ", ".join(f"{name}: {state}" for name, state in row["weights"].items())
+    table = Table("model", "backend env", "weights (default files)", "description", box=None)
+    for model, row in zip(MODELS.values(), rows, strict=True):
+        needed = [wf.name for wf in model_weight_files(model, every_checkpoint=False)]
+        present = sum(row["weights"][name] == "ok" for name in needed)
+        weights = f"{present}/{len(needed)} present" + (
+            "" if present == len(needed) else f" (lipsync weights fetch {model.name})"
+        )
         table.add_row(row["model"], f"{row['backend']} ({row['env']})", weights, row["description"])
     Console().print(table)

@@ -1,0 +1,71 @@
+"""The catalogue: models, the weight files their options pick, and the commands that list them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lipsync_cli.catalogue import MODELS, get_model, model_weight_files
+from lipsync_cli.errors import LipsyncError
+from lipsync_cli.model_options import resolve_options
+from lipsync_cli.output import PlainReporter
+from lipsync_cli.render import RenderRequest, resolve_output, resolve_weights
+
+
+def _names(model: str, **options: object) -> list[str]:
+    return [wf.name for wf in model_weight_files(get_model(model), every_checkpoint=False, options=options)]
+
+
+def test_options_pick_the_files() -> None:
+    assert _names("wav2lip") == ["wav2lip.pth", "s3fd-619a316812.pth"]
+    assert _names("wav2lip", checkpoint="wav2lip_gan")[0] == "wav2lip_gan.pth"
+    assert _names("sadtalker") == [
+        "SadTalker_V0.0.2_256.safetensors",
+        "mapping_00229-model.pth.tar",
+        "detection_Resnet50_Final.pth",
+        "alignment_WFLW_4HG.pth",
+    ]
+    assert _names("sadtalker", size=512, preprocess="extfull")[:2] == [
+        "SadTalker_V0.0.2_512.safetensors",
+        "mapping_00109-model.pth.tar",
+    ]
+    assert _names("sadtalker-still")[1] == "mapping_00109-model.pth.tar"  # full mode by default
+    assert len(model_weight_files(get_model("sadtalker"))) == 6  # every choice, for `weights fetch --all`
+
+
+def test_still_model_fixes_still_and_defaults_to_full(tmp_path) -> None:
+    still = get_model("sadtalker-still")
+    options = resolve_options(still, {}, base_dir=tmp_path)
+    assert options["preprocess"] == "full" and "still" not in options
+    with pytest.raises(LipsyncError) as info:
+        resolve_options(still, {"still": False}, base_dir=tmp_path)
+    assert info.value.code == "bad_option"
+    with pytest.raises(LipsyncError, match="pose-style"):
+        resolve_options(get_model("sadtalker"), {"pose_style": 46}, base_dir=tmp_path)
+    yaw = resolve_options(get_model("sadtalker"), {"input_yaw": "0, 20 -10"}, base_dir=tmp_path)["input_yaw"]
+    assert yaw == [0.0, 20.0, -10.0]
+
+
+def test_missing_weights_offline_name_the_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = get_model("sadtalker")
+    options = resolve_options(model, {"size": 512}, base_dir=tmp_path)
+    request = RenderRequest.from_options(
+        options=options,
+        model="sadtalker",
+        face=tmp_path / "f.jpg",
+        audio=tmp_path / "a.wav",
+        output=resolve_output(str(tmp_path / "o.mp4"), None, False),
+    )
+    with pytest.raises(LipsyncError) as info:
+        resolve_weights(model, request, PlainReporter())
+    assert info.value.code == "weights_missing"
+    assert "SadTalker_V0.0.2_512.safetensors" in info.value.message
+
+
+def test_models_command_lists_every_model(run_cli) -> None:
+    proc = run_cli("models", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    listed = json.loads(proc.stdout)["models"]
+    assert [row["model"] for row in listed] == list(MODELS)
+    assert {row["model"]: row["backend"] for row in listed}["sadtalker-still"] == "sadtalker"
