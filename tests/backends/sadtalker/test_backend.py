@@ -189,3 +189,26 @@ def test_the_seed_fixes_blinks_and_head_motion(weights: dict[str, Path]) -> None
 
     np.testing.assert_array_equal(coeffs(5), coeffs(5))
     assert np.abs(coeffs(5)[:, 64:] - coeffs(6)[:, 64:]).max() > 1e-4
+
+
+def test_reference_videos_drive_blinks_and_add_head_motion(weights: dict[str, Path]) -> None:
+    nets = load_bundle(weights["bundle"], "cpu")  # type: ignore[arg-type]
+    frames = 7
+    windows = np.random.default_rng(1).uniform(-4, 2, (frames, 80, 16)).astype(np.float32)
+    source = np.random.default_rng(2).normal(0, 0.3, 73).astype(np.float32)
+    blink = np.zeros(frames, np.float32)
+    base = driving_coefficients(nets, windows, source, blink=blink, pose_style=0, seed=4)
+
+    reference = np.tile(source, (3, 1))  # a 3-frame reference video, looped over the 7 frames
+    reference[:, 64:70] += np.array([[0.0] * 6, [0.1] * 6, [-0.2] * 6], np.float32)
+    posed = driving_coefficients(nets, windows, source, blink=blink, pose_style=0, seed=4, ref_pose=reference)
+    motion = np.array([0.0, 0.1, -0.2, 0.0, 0.1, -0.2, 0.0], np.float32)[:, None]
+    np.testing.assert_allclose(posed[:, 64:], base[:, 64:] + motion, atol=1e-6)
+    np.testing.assert_array_equal(posed[:, :64], base[:, :64])  # expressions untouched
+
+    reference[:, :64] = np.random.default_rng(3).normal(0, 0.5, (3, 64))
+    blinked = driving_coefficients(
+        nets, windows, source, blink=np.ones(frames, np.float32), pose_style=0, seed=4, ref_eyeblink=reference
+    )
+    assert np.abs(blinked[:, :64] - base[:, :64]).max() > 1e-3  # the reference expressions drive Audio2Exp
+    np.testing.assert_array_equal(blinked[:, 64:], base[:, 64:])  # the pose comes from the source as before
