@@ -37,7 +37,7 @@ from lipsync_cli.output import PlainReporter
 from lipsync_cli.weights import WeightsStore
 
 FIXED = ("load_inputs", "model_load", "crop_3dmm")  # once per clip
-PER_FRAME = ("audio_to_coeffs", "render", "paste", "paste_encode", "encode")  # grow with the clip
+PER_FRAME = ("audio_to_coeffs", "render", "paste", "enhance", "encode")  # grow with the clip
 TARGET_S = 10.0
 
 

@@ -58,7 +58,7 @@ class WeightRole:
     role: str
     option: str
     choices: tuple[str, ...]  # every manifest file this role can use
-    pick: Callable[[Mapping[str, Any]], str]  # the file for these options (absent options: defaults)
+    pick: Callable[[Mapping[str, Any]], str | None]  # the file for these options; None: not needed
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,30 @@ WEIGHT_FILES: Final[dict[str, WeightFile]] = {
             license=_SADTALKER_LICENSE,
         ),
         WeightFile(
+            name="GFPGANv1.4.pth",
+            size=348_632_874,
+            sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
+            urls=(
+                "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
+                _hf("gmk123/GFPGAN", "GFPGANv1.4.pth"),
+                _hf("hacksider/deep-live-cam", "GFPGANv1.4.pth"),
+            ),
+            description="GFPGAN v1.4 face restoration (SadTalker --enhancer gfpgan)",
+            license="Apache-2.0 (TencentARC GFPGAN, with third-party notices)",
+        ),
+        WeightFile(
+            name="parsing_parsenet.pth",
+            size=85_331_193,
+            sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+            urls=(
+                "https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
+                _hf("gmk123/GFPGAN", "parsing_parsenet.pth"),
+                _hf("camenduru/facexlib", "parsing_parsenet.pth"),
+            ),
+            description="ParseNet face parsing (the paste mask of --enhancer gfpgan, from facexlib)",
+            license="MIT (facexlib, face-parsing)",
+        ),
+        WeightFile(
             name="detection_Resnet50_Final.pth",
             size=109_497_761,
             sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
@@ -230,6 +254,18 @@ _SADTALKER_ROLES: Final = (
     ),
     _single("detector", "detector_checkpoint", "detection_Resnet50_Final.pth"),
     _single("landmarks", "landmark_checkpoint", "alignment_WFLW_4HG.pth"),
+    WeightRole(
+        "enhancer",
+        "enhancer_checkpoint",
+        ("GFPGANv1.4.pth",),
+        lambda options: "GFPGANv1.4.pth" if options.get("enhancer") == "gfpgan" else None,
+    ),
+    WeightRole(
+        "parser",
+        "parsing_checkpoint",
+        ("parsing_parsenet.pth",),
+        lambda options: "parsing_parsenet.pth" if options.get("enhancer") == "gfpgan" else None,
+    ),
 )
 
 MODELS: Final[dict[str, Model]] = {
@@ -294,6 +330,6 @@ def model_weight_files(
     names: list[str] = []
     for role in model.roles:
         for name in role.choices if every_checkpoint else (role.pick(chosen),):
-            if name not in names:
+            if name is not None and name not in names:
                 names.append(name)
     return [WEIGHT_FILES[name] for name in names]

@@ -99,6 +99,8 @@ BACKEND_OPTIONS["sadtalker"] = (
     OptionSpec("mapping_checkpoint", "path", None, nullable=True, target="request"),
     OptionSpec("detector_checkpoint", "path", None, nullable=True, target="request"),
     OptionSpec("landmark_checkpoint", "path", None, nullable=True, target="request"),
+    OptionSpec("enhancer_checkpoint", "path", None, nullable=True, target="request"),
+    OptionSpec("parsing_checkpoint", "path", None, nullable=True, target="request"),
     OptionSpec("preprocess", "choice", "crop", choices=("crop", "extcrop", "resize", "full", "extfull")),
     OptionSpec("size", "int", 256, check=_one_of(256, 512)),
     OptionSpec("pose_style", "int", 0, minimum=0, check=_at_most(45)),
@@ -111,6 +113,7 @@ BACKEND_OPTIONS["sadtalker"] = (
     OptionSpec("input_roll", "floats", None, nullable=True),
     OptionSpec("face_index", "int", None, minimum=0, nullable=True),
     OptionSpec("paste", "choice", "blend", choices=("blend", "poisson")),
+    OptionSpec("enhancer", "choice", None, choices=("gfpgan",), nullable=True),
 )
 
 # Options that name weight files: resolved by the host (`render.resolve_weights`), never sent as options.

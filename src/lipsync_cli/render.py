@@ -151,7 +151,10 @@ def resolve_weights(model: Model, request: RenderRequest, reporter: Reporter) ->
     for role in model.roles:
         given = request.weights.get(role.option)
         if given is None or given in named:
-            wf = weight_file(role.pick({**options, role.option: given}))
+            name = role.pick({**options, role.option: given})
+            if name is None:  # an optional file these options do not use
+                continue
+            wf = weight_file(name)
             resolved[role.role] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
         else:
             path = resolve_custom(Path(given).expanduser().absolute())

@@ -31,7 +31,8 @@ def test_options_pick_the_files() -> None:
         "mapping_00109-model.pth.tar",
     ]
     assert _names("sadtalker-still")[1] == "mapping_00109-model.pth.tar"  # full mode by default
-    assert len(model_weight_files(get_model("sadtalker"))) == 6  # every choice, for `weights fetch --all`
+    assert len(model_weight_files(get_model("sadtalker"))) == 8  # every choice, for `weights fetch --all`
+    assert _names("sadtalker", enhancer="gfpgan")[-2:] == ["GFPGANv1.4.pth", "parsing_parsenet.pth"]
 
 
 def test_still_model_fixes_still_and_defaults_to_full(tmp_path) -> None:

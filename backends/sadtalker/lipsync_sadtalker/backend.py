@@ -18,10 +18,11 @@ from lipsync_kit.video import VideoWriter, read_visual
 from lipsync_kit.worker import Reporter
 
 from . import __version__
-from .animate import animate
+from .animate import FaceRenderNets, animate
 from .audio2pose import NUM_POSE_STYLES
 from .audio_features import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, blink_ratio, check_speech, mel_windows
 from .crop import PREPROCESS_MODES
+from .enhance import FaceEnhancer
 from .face_analysis import FaceAnalyzer
 from .mapping import COEFF_CHANNELS_CROP, COEFF_CHANNELS_FULL, MappingNet
 from .models import BundleNets, load_bundle, load_mapping
@@ -35,7 +36,7 @@ from .pipeline import (
     reference_coefficients,
     to_uint8_frames,
 )
-from .render_inputs import prepare_render_inputs
+from .render_inputs import RenderInputs, prepare_render_inputs
 
 __all__ = ["RenderOptions", "SadTalkerBackend"]
 
@@ -65,6 +66,8 @@ class RenderOptions:
     mapping: Path
     detector: Path
     landmarks: Path
+    enhancer: Path | None = None  # GFPGAN weights: restore the faces of every frame (output 2x)
+    parser: Path | None = None  # ParseNet weights for the enhancer's paste mask
     preprocess: str = "crop"
     still: bool = False
     size: int = 256
@@ -95,6 +98,8 @@ class RenderOptions:
                 mapping=Path(weights["mapping"]),
                 detector=Path(weights["detector"]),
                 landmarks=Path(weights["landmarks"]),
+                enhancer=_path(weights.get("enhancer")),
+                parser=_path(weights.get("parser")),
                 preprocess=str(params.get("preprocess") or "crop"),
                 still=bool(params.get("still", False)),
                 size=int(params.get("size") or 256),
@@ -147,6 +152,7 @@ class SadTalkerBackend:
         self._bundles: dict[Path, BundleNets] = {}
         self._mappings: dict[tuple[Path, int], MappingNet] = {}
         self._analyzers: dict[tuple[Path, Path], FaceAnalyzer] = {}
+        self._enhancers: dict[tuple[Path, Path | None, Path, Path], FaceEnhancer] = {}
         self.model_loads = 0
 
     def capabilities(self) -> dict[str, Any]:
@@ -178,6 +184,18 @@ class SadTalkerBackend:
             self._analyzers[key] = FaceAnalyzer.from_files(detector, landmarks, self.torch_device)
             self.model_loads += 1
         return self._analyzers[key]
+
+    def _enhancer(self, opts: RenderOptions) -> FaceEnhancer | None:
+        if opts.enhancer is None:
+            return None
+        key = (opts.enhancer, opts.parser, opts.detector, opts.landmarks)
+        if key not in self._enhancers:
+            analyzer = self._analyzer(opts.detector, opts.landmarks)
+            self._enhancers[key] = FaceEnhancer.from_files(
+                opts.enhancer, self.torch_device, analyzer, parsenet_path=opts.parser
+            )
+            self.model_loads += 1
+        return self._enhancers[key]
 
     # ------------------------------------------------------------------------------- render
 
@@ -227,6 +245,9 @@ class SadTalkerBackend:
         nets = self._bundle(opts.bundle)
         renderer = nets.renderer(self._mapping(opts.mapping, opts.full))
         analyzer = self._analyzer(opts.detector, opts.landmarks)
+        enhancer = self._enhancer(opts)
+        if enhancer is not None:
+            enhancer.reseed(seed)
         clock.lap("model_load")
 
         reporter.progress("finding the face", 0, 1)
@@ -274,7 +295,7 @@ class SadTalkerBackend:
         )
         batch = opts.batch_size or DEFAULT_BATCH.get(self.torch_device.type, 2)
         width, height = self._write_frames(
-            writer, inputs, renderer, source, source_rgb, batch, opts, reporter, clock
+            writer, enhancer, inputs, renderer, source, source_rgb, batch, opts, reporter, clock
         )
         return {
             "frames": frames,
@@ -288,6 +309,7 @@ class SadTalkerBackend:
             "still": opts.still,
             "size": opts.size,
             "paste": opts.paste if opts.full else None,
+            "enhancer": "gfpgan" if enhancer is not None else None,
             "face_box": None if source.box is None else [round(v, 1) for v in source.box],
             "crop_region": list(source.info.region_in_image),
             "model_loads": self.model_loads,
@@ -296,8 +318,9 @@ class SadTalkerBackend:
     def _write_frames(
         self,
         writer: VideoWriter,
-        inputs: Any,
-        renderer: Any,
+        enhancer: FaceEnhancer | None,
+        inputs: RenderInputs,
+        renderer: FaceRenderNets,
         source: SourceFace,
         source_rgb: np.ndarray,
         batch: int,
@@ -320,13 +343,19 @@ class SadTalkerBackend:
         ):
             faces = to_uint8_frames(rendered)
             clock.lap("render")
+            frames = []
             for face in faces:
                 if opts.full:
-                    frame = paste_face(background, face, region, opts.paste, feather)  # type: ignore[arg-type]
+                    frames.append(paste_face(background, face, region, opts.paste, feather))  # type: ignore[arg-type]
                 elif size != (face.shape[1], face.shape[0]):
-                    frame = cv2.resize(face, size)
+                    frames.append(cv2.resize(face, size))
                 else:
-                    frame = face
+                    frames.append(face)
+            clock.lap("paste")
+            if enhancer is not None:
+                frames = enhancer.enhance_frames(frames)
+                clock.lap("enhance")
+            for frame in frames:
                 writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-            clock.lap("paste_encode")
-        return size
+            clock.lap("encode")
+        return (size[0] * 2, size[1] * 2) if enhancer is not None else size

@@ -97,6 +97,16 @@ def run(
     mapping_checkpoint: Annotated[
         Path | None, typer.Option(help="SadTalker mapping net (mapping_*.pth.tar).", rich_help_panel=_WEIGHTS)
     ] = None,
+    enhancer_checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="SadTalker --enhancer gfpgan weights (GFPGANv1.4.pth).", rich_help_panel=_WEIGHTS),
+    ] = None,
+    parsing_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Face-parsing net of the enhancer (parsing_parsenet.pth).", rich_help_panel=_WEIGHTS
+        ),
+    ] = None,
     landmark_checkpoint: Annotated[
         Path | None,
         typer.Option(help="SadTalker landmark net (alignment_WFLW_4HG.pth).", rich_help_panel=_WEIGHTS),
@@ -199,6 +209,14 @@ def run(
     input_roll: Annotated[
         str | None, typer.Option(metavar="DEGREES", help="Head roll key angles.", rich_help_panel=_SADTALKER)
     ] = None,
+    enhancer: Annotated[
+        str | None,
+        typer.Option(
+            help="gfpgan: restore the faces of every frame with GFPGAN v1.4 (output 2x larger, slower).",
+            rich_help_panel=_SADTALKER,
+            show_default=False,
+        ),
+    ] = None,
     face_index: Annotated[
         int | None,
         typer.Option(
@@ -236,6 +254,9 @@ def run(
             "input_pitch": input_pitch,
             "input_roll": input_roll,
             "face_index": face_index,
+            "enhancer": enhancer,
+            "enhancer_checkpoint": enhancer_checkpoint,
+            "parsing_checkpoint": parsing_checkpoint,
         }
     )
     resolved = resolve_options(get_model(model), given, base_dir=Path.cwd())

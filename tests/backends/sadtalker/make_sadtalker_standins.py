@@ -6,11 +6,13 @@
 ``SadTalker_V0.0.2_256.safetensors`` (same keys, shapes and dtypes; the README of the reference data
 shows the file is then byte-for-byte the official size). ``mapping_crop_standin.pth.tar`` and
 ``mapping_full_standin.pth.tar``: training containers with the net under ``mapping``, like
-``mapping_00229-model.pth.tar`` / ``mapping_00109-model.pth.tar``.
+``mapping_00229-model.pth.tar`` / ``mapping_00109-model.pth.tar``. ``GFPGAN_standin.pth`` and
+``parsenet_standin.pth``: the ``--enhancer gfpgan`` files.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from standin import standin_state_dict
+from standin_weights import make_state_dict
 
 BUNDLE_SCHEMAS = {
     "kp_extractor": "schema_kp_detector.json",
@@ -43,11 +46,22 @@ def write_mapping(path: Path, schema: Path) -> Path:
     return path
 
 
+def write_enhancer(out_dir: Path, schema_dir: Path) -> tuple[Path, Path]:
+    """GFPGAN (``{"params_ema": ...}`` like GFPGANv1.4.pth) and ParseNet (bare, like parsing_parsenet.pth)."""
+    schema = json.loads((schema_dir / "schema_gfpgan.json").read_text())
+    gfpgan, parsenet = out_dir / "GFPGAN_standin.pth", out_dir / "parsenet_standin.pth"
+    torch.save({"params_ema": standin_state_dict(schema_dir / "schema_gfpgan.json")}, gfpgan)
+    shapes = {key: tuple(shape) for key, shape, *_ in schema["parsenet_state_dict"]}
+    torch.save({k: torch.from_numpy(v) for k, v in make_state_dict(shapes).items()}, parsenet)
+    return gfpgan, parsenet
+
+
 def main(out_dir: Path, schema_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_bundle(out_dir / "SadTalker_standin.safetensors", schema_dir)
     write_mapping(out_dir / "mapping_crop_standin.pth.tar", schema_dir / "schema_mapping_crop.json")
     write_mapping(out_dir / "mapping_full_standin.pth.tar", schema_dir / "schema_mapping_full.json")
+    write_enhancer(out_dir, schema_dir)
 
 
 if __name__ == "__main__":

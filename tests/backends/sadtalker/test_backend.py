@@ -20,7 +20,7 @@ from lipsync_sadtalker.crop import plan_crop
 from lipsync_sadtalker.models import load_bundle
 from lipsync_sadtalker.pipeline import check_face_size, driving_coefficients
 from make_face_standins import write_checkpoints
-from make_sadtalker_standins import write_bundle, write_mapping
+from make_sadtalker_standins import write_bundle, write_enhancer, write_mapping
 
 SPEECH_TONE = "sine=frequency=220:sample_rate=16000"
 
@@ -51,7 +51,10 @@ def _tone(path: Path, seconds: float) -> Path:
 def weights(tmp_path_factory: pytest.TempPathFactory, sadtalker_data: Path) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("sadtalker-standin")
     faces = write_checkpoints(folder)
+    gfpgan, parsenet = write_enhancer(folder, sadtalker_data)
     return {
+        "enhancer": gfpgan,
+        "parser": parsenet,
         "bundle": write_bundle(folder / "bundle.safetensors", sadtalker_data),
         "mapping": write_mapping(folder / "mapping.pth.tar", sadtalker_data / "schema_mapping_crop.json"),
         "detector": faces["detection_Resnet50_astronaut.pth"],
@@ -212,3 +215,15 @@ def test_reference_videos_drive_blinks_and_add_head_motion(weights: dict[str, Pa
     )
     assert np.abs(blinked[:, :64] - base[:, :64]).max() > 1e-3  # the reference expressions drive Audio2Exp
     np.testing.assert_array_equal(blinked[:, 64:], base[:, 64:])  # the pose comes from the source as before
+
+
+def test_gfpgan_enhancer_doubles_the_frames(
+    backend: SadTalkerBackend, weights: dict[str, Path], one_frame: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    params = _params(weights, data_dir / "astronaut_512.jpg", one_frame, tmp_path / "hd.mp4")
+    params["weights"] |= {"enhancer": str(weights["enhancer"]), "parser": str(weights["parser"])}
+    _, stats = backend.render(params, _Events())
+    assert (stats["enhancer"], stats["width"], stats["height"]) == ("gfpgan", 512, 512)
+    assert "enhance" in stats["seconds"]
+    info = probe(tmp_path / "hd.mp4")
+    assert (info.width, info.height) == (512, 512)
