@@ -227,3 +227,18 @@ def test_gfpgan_enhancer_doubles_the_frames(
     assert "enhance" in stats["seconds"]
     info = probe(tmp_path / "hd.mp4")
     assert (info.width, info.height) == (512, 512)
+
+
+def test_video_portrait_uses_its_first_frame(
+    backend: SadTalkerBackend, weights: dict[str, Path], one_frame: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    video = tmp_path / "portrait.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-loop", "1", "-i", str(data_dir / "astronaut_512.jpg"), "-t", "0.2",
+         "-r", "25", "-c:v", "libx264", "-crf", "1", "-pix_fmt", "yuv444p", str(video)],
+        check=True,
+    )  # fmt: skip
+    events = _Events()
+    _, stats = backend.render(_params(weights, video, one_frame, tmp_path / "out.mp4"), events)
+    assert stats["face_box"] == [181.0, 70.0, 268.0, 184.0]
+    assert any("first frame" in line for line in events.logs)
