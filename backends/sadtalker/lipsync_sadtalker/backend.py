@@ -13,6 +13,7 @@ from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
+from lipsync_kit.request import RenderParams
 from lipsync_kit.timing import StageClock
 from lipsync_kit.video import VideoWriter, read_visual
 from lipsync_kit.worker import Reporter
@@ -53,15 +54,9 @@ def _path(value: Any) -> Path | None:
 
 
 @dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(RenderParams):
     """One render request, parsed from the protocol's ``params``."""
 
-    face: Path
-    audio: Path
-    output: Path | None
-    output_fd: int | None
-    format: str
-    overwrite: bool
     bundle: Path
     mapping: Path
     detector: Path
@@ -88,12 +83,7 @@ class RenderOptions:
         weights = params.get("weights", {})
         try:
             opts = cls(
-                face=Path(params["face"]),
-                audio=Path(params["audio"]),
-                output=_path(params.get("output")),
-                output_fd=params.get("output_fd"),
-                format=params.get("format", "mp4"),
-                overwrite=bool(params.get("overwrite", False)),
+                **RenderParams.common(params),
                 bundle=Path(weights["bundle"]),
                 mapping=Path(weights["mapping"]),
                 detector=Path(weights["detector"]),
@@ -201,9 +191,7 @@ class SadTalkerBackend:
 
     def render(self, params: dict[str, Any], reporter: Reporter) -> tuple[str | None, dict[str, Any]]:
         opts = RenderOptions.from_params(params)
-        target = opts.output if opts.output is not None else opts.output_fd
-        if target is None:
-            raise BackendError(ErrorCode.BAD_OPTION, "the request names no output")
+        target = opts.target
         seed = opts.seed if opts.seed is not None else secrets.randbits(31)
         clock = StageClock()
         # Opening the writer first checks the destination before any heavy work; any failure

@@ -14,6 +14,7 @@ from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
+from lipsync_kit.request import RenderParams
 from lipsync_kit.timing import StageClock
 from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
@@ -32,15 +33,9 @@ DEFAULT_STILL_FPS = 25.0
 
 
 @dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(RenderParams):
     """One render request, parsed from the protocol's ``params``."""
 
-    face: Path
-    audio: Path
-    output: Path | None
-    output_fd: int | None
-    format: str
-    overwrite: bool
     checkpoint: Path
     detector: Path | None
     fps: float | None = None
@@ -59,12 +54,7 @@ class RenderOptions:
         weights = params.get("weights", {})
         try:
             return cls(
-                face=Path(params["face"]),
-                audio=Path(params["audio"]),
-                output=Path(params["output"]) if params.get("output") else None,
-                output_fd=params.get("output_fd"),
-                format=params.get("format", "mp4"),
-                overwrite=bool(params.get("overwrite", False)),
+                **RenderParams.common(params),
                 checkpoint=Path(weights["checkpoint"]),
                 detector=Path(weights["detector"]) if weights.get("detector") else None,
                 fps=params.get("fps"),
@@ -168,9 +158,7 @@ class Wav2LipBackend:
         opts = RenderOptions.from_params(params)
         if opts.paste not in ("exact", "blend"):
             raise BackendError(ErrorCode.BAD_OPTION, f"--paste must be exact or blend, not {opts.paste!r}")
-        target = opts.output if opts.output is not None else opts.output_fd
-        if target is None:
-            raise BackendError(ErrorCode.BAD_OPTION, "the request names no output")
+        target = opts.target
         clock = StageClock()
         # Read the weights (and let the device warm up) while the inputs are decoded.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="load") as pool:

@@ -1,0 +1,48 @@
+"""The part of a ``render`` request every backend reads the same way: inputs and destination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BackendError
+from .protocol import ErrorCode
+
+__all__ = ["RenderParams"]
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    """Face and audio files, the output (a path, or a descriptor for ``-o -``), its format and overwrite.
+
+    Backends subclass it with their own options and build it with ``cls(**RenderParams.common(params),
+    ...)``.
+    """
+
+    face: Path
+    audio: Path
+    output: Path | None
+    output_fd: int | None
+    format: str
+    overwrite: bool
+
+    @staticmethod
+    def common(params: dict[str, Any]) -> dict[str, Any]:
+        """The common fields from the protocol's ``params`` (KeyError when face or audio is missing)."""
+        return {
+            "face": Path(params["face"]),
+            "audio": Path(params["audio"]),
+            "output": Path(params["output"]) if params.get("output") else None,
+            "output_fd": params.get("output_fd"),
+            "format": params.get("format", "mp4"),
+            "overwrite": bool(params.get("overwrite", False)),
+        }
+
+    @property
+    def target(self) -> Path | int:
+        """Where the video goes: the output path, else the descriptor."""
+        target = self.output if self.output is not None else self.output_fd
+        if target is None:
+            raise BackendError(ErrorCode.BAD_OPTION, "the request names no output")
+        return target
