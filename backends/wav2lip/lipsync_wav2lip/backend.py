@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,21 +159,6 @@ class Wav2LipBackend:
             raise BackendError(ErrorCode.BAD_OPTION, f"--paste must be exact or blend, not {opts.paste!r}")
         target = opts.target
         clock = StageClock()
-        # Read the weights (and let the device warm up) while the inputs are decoded.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="load") as pool:
-            loading = [pool.submit(self._generator, opts.checkpoint)]
-            if opts.box is None:
-                loading.append(pool.submit(self._detector, opts.detector))
-            return self._render(opts, target, loading, reporter, clock)
-
-    def _render(
-        self,
-        opts: RenderOptions,
-        target: Path | int,
-        loading: list[Future[Any]],
-        reporter: Reporter,
-        clock: StageClock,
-    ) -> tuple[str | None, dict[str, Any]]:
         visual = read_visual(opts.face)
         fps = (opts.fps or DEFAULT_STILL_FPS) if visual.is_still else float(visual.fps or DEFAULT_STILL_FPS)
         # Opening the writer first checks the destination before any heavy work; any failure
@@ -186,7 +170,7 @@ class Wav2LipBackend:
             output_format=opts.format,
             overwrite=opts.overwrite,  # type: ignore[arg-type]
         ) as writer:
-            stats = self._render_into(writer, visual, fps, opts, loading, reporter, clock)
+            stats = self._render_into(writer, visual, fps, opts, reporter, clock)
         clock.lap("render")
         clock.seconds["encode"] = clock.seconds.pop("render") - clock.seconds["inference"]
         stats["seconds"] = clock.seconds
@@ -198,7 +182,6 @@ class Wav2LipBackend:
         visual: Visual,
         fps: float,
         opts: RenderOptions,
-        loading: list[Future[Any]],
         reporter: Reporter,
         clock: StageClock,
     ) -> dict[str, Any]:
@@ -220,10 +203,10 @@ class Wav2LipBackend:
         frames = frames[:num_frames]
         clock.lap("features")
 
-        generator = loading[0].result()
-        for future in loading[1:]:
-            future.result()
-        clock.lap("model_load")  # only the wait left after decoding: the loads started with the request
+        generator = self._generator(opts.checkpoint)
+        if opts.box is None:
+            self._detector(opts.detector)
+        clock.lap("model_load")
 
         track, frames_without_face = self._face_track(frames, opts, reporter)
         clock.lap("detection")
