@@ -6,7 +6,16 @@ from typing import Final
 
 from lipsync_kit.protocol import ErrorCode
 
-__all__ = ["ErrorCode", "LipsyncError", "exit_status"]
+__all__ = ["ErrorCode", "LipsyncError", "Outcome", "exit_status"]
+
+
+
+class Outcome:
+    """Ends of a command that are not one error, with their own exit statuses."""
+
+    JOBS_FAILED: Final = "jobs_failed"  # lipsync batch: some jobs failed, the others rendered
+    CHECKS_FAILED: Final = "checks_failed"  # lipsync doctor: a check failed
+
 
 # sysexits.h where one fits; 1 for anything not listed.
 _EXIT_STATUS: Final[dict[str, int]] = {
@@ -33,6 +42,8 @@ _EXIT_STATUS: Final[dict[str, int]] = {
     ErrorCode.OUTPUT_EXISTS: 73,
     ErrorCode.OUTPUT_UNWRITABLE: 73,
     ErrorCode.INTERRUPTED: 130,
+    Outcome.JOBS_FAILED: 1,
+    Outcome.CHECKS_FAILED: 1,
 }
 
 

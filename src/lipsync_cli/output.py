@@ -1,6 +1,7 @@
 """Everything the host shows people: results on stdout, messages and progress on stderr.
 
-The rest of the host talks to the `Reporter` interface and never imports Rich. `RichReporter`
+Every command's result goes through `emit` (one JSON object with ``--json``, else plain lines) or
+`print_table`; the rest of the host talks to the `Reporter` interface and never imports Rich. `RichReporter`
 draws transient progress bars when stderr is a terminal; `PlainReporter` writes plain lines (no
 bars) for pipes, CI logs and ``--json`` runs. ``NO_COLOR`` is honoured by Rich itself.
 """
@@ -11,7 +12,7 @@ import json
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 
 __all__ = [
     "JSON_SCHEMA_VERSION",
@@ -34,8 +36,11 @@ __all__ = [
     "Reporter",
     "RichReporter",
     "Task",
+    "emit",
     "make_reporter",
+    "print_error",
     "print_json",
+    "print_table",
 ]
 
 JSON_SCHEMA_VERSION: Final = 1
@@ -136,3 +141,30 @@ def print_json(kind: str, payload: dict[str, Any]) -> None:
     body = {"schema": JSON_SCHEMA_VERSION, "kind": kind, **payload}
     sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def emit(kind: str, payload: dict[str, Any], *, json_mode: bool, lines: Iterable[str] = ()) -> None:
+    """A command's result on stdout: ``payload`` as one JSON object in ``--json`` mode, else ``lines``."""
+    if json_mode:
+        print_json(kind, payload)
+        return
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, stderr: bool = False) -> None:
+    """An aligned table for people (stdout, or stderr for summaries beside a command's results)."""
+    table = Table(*headers, box=None)
+    for row in rows:
+        table.add_row(*row)
+    Console(stderr=stderr, highlight=False).print(table)
+
+
+def print_error(code: str, message: str, hint: str | None, *, json_mode: bool) -> None:
+    """``error [code]: message`` and a hint on stderr; with ``--json`` also the error object on stdout."""
+    if json_mode:
+        print_json("error", {"ok": False, "code": code, "message": message, "hint": hint})
+    print(f"error [{code}]: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)

@@ -22,7 +22,7 @@ from lipsync_kit.probe import probe
 from .catalogue import CHECKPOINTS, Model, get_model, weight_file
 from .envs import BackendEnv
 from .errors import ErrorCode, LipsyncError
-from .model_options import REQUEST_FIELDS, WEIGHT_OPTIONS
+from .model_options import backend_options, request_fields, weight_options
 from .output import Reporter, Task
 from .weights import WeightsStore, resolve_custom
 from .worker import EventHandler, WorkerClient
@@ -73,8 +73,9 @@ class RenderRequest:
     @classmethod
     def from_options(cls, *, options: dict[str, Any], **fields: Any) -> RenderRequest:
         """A request from options that `model_options.resolve_options` checked; host fields are lifted out."""
-        backend_options = {k: v for k, v in options.items() if k not in REQUEST_FIELDS}
-        weights = {k: str(v) for k, v in options.items() if k in WEIGHT_OPTIONS and v is not None}
+        host_fields, weight_names = request_fields(), weight_options()
+        backend_options = {k: v for k, v in options.items() if k not in host_fields}
+        weights = {k: str(v) for k, v in options.items() if k in weight_names and v is not None}
         return cls(**fields, fps=options.get("fps"), weights=weights, options=backend_options)
 
 
@@ -296,6 +297,20 @@ class Renderer:
             self.kill()
             raise
         self.failed_starts = 0
+        self._check_options(worker)
+
+    def _check_options(self, worker: WorkerClient) -> None:
+        """The worker must read the option table this host checks requests against (a stale env does not)."""
+        assert worker.ready is not None
+        announced = worker.ready.capabilities.get("options")
+        declared = [option.name for option in backend_options(self.env.name)]
+        if announced != declared:
+            self.kill()
+            raise LipsyncError(
+                ErrorCode.PROTOCOL,
+                f"the {self.env.name} worker declares the options {announced}, this host {declared}",
+                hint=f"rebuild its environment: lipsync env build {self.env.name} --force",
+            )
 
     def interrupt(self) -> None:
         """Stop the worker from another thread; the request in progress fails and leaves no output."""

@@ -15,6 +15,7 @@ from media import make_speech
 
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.errors import LipsyncError
+from lipsync_cli.model_options import backend_options
 from lipsync_cli.worker import WorkerClient
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,8 @@ def test_ready_ping_and_one_model_load_for_many_renders(
     ready = worker.start()
     assert (ready.backend, ready.device) == ("wav2lip", "cpu") and ready.pid > 0
     assert "mp4" in ready.capabilities["formats"]
+    # The worker checks requests against the same declarations the host builds its flags from.
+    assert ready.capabilities["options"] == [option.name for option in backend_options("wav2lip")]
     assert worker.ping() < 5
     stages: list[str] = []
     first = worker.render(

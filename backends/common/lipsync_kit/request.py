@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import BackendError
+from .options import Option, OptionError, resolve
 from .protocol import ErrorCode
 
 __all__ = ["RenderParams"]
@@ -38,6 +40,25 @@ class RenderParams:
             "format": params.get("format", "mp4"),
             "overwrite": bool(params.get("overwrite", False)),
         }
+
+    @staticmethod
+    def declared(params: dict[str, Any], options: Iterable[Option]) -> dict[str, Any]:
+        """The backend's own options from ``params``, checked against its declarations, defaults filled in.
+
+        Lists become tuples and file options `Path`; a bad value is ``bad_option``.
+        """
+        own = [option for option in options if option.target == "backend"]
+        try:
+            values = resolve(own, params)
+        except OptionError as err:
+            raise BackendError(ErrorCode.BAD_OPTION, str(err)) from None
+        files = {option.name for option in own if option.kind == "path"}
+        for name, value in values.items():
+            if name in files and value:
+                values[name] = Path(value)
+            elif isinstance(value, list):
+                values[name] = tuple(value)
+        return values
 
     @property
     def target(self) -> Path | int:

@@ -20,14 +20,13 @@ from lipsync_kit.worker import Reporter
 
 from . import __version__
 from .animate import FaceRenderNets, animate
-from .audio2pose import NUM_POSE_STYLES
 from .audio_features import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, blink_ratio, check_speech, mel_windows
-from .crop import PREPROCESS_MODES
 from .enhance import FaceEnhancer
 from .face_analysis import FaceAnalyzer
 from .mapping import COEFF_CHANNELS_CROP, COEFF_CHANNELS_FULL, MappingNet
 from .models import BundleNets, load_bundle, load_mapping
-from .paste import PASTE_MODES, FeatherMask, paste_face
+from .options import OPTIONS
+from .paste import FeatherMask, paste_face
 from .pipeline import (
     FULL_MODES,
     SourceFace,
@@ -41,12 +40,7 @@ from .render_inputs import RenderInputs, prepare_render_inputs
 
 __all__ = ["RenderOptions", "SadTalkerBackend"]
 
-SIZES: Final = (256, 512)
 DEFAULT_BATCH: Final = {"cpu": 2, "cuda": 16, "mps": 4}
-
-
-def _floats(value: Any) -> tuple[float, ...] | None:
-    return None if value is None else tuple(float(v) for v in value)
 
 
 def _path(value: Any) -> Path | None:
@@ -61,71 +55,43 @@ class RenderOptions(RenderParams):
     mapping: Path
     detector: Path
     landmarks: Path
-    enhancer: Path | None = None  # GFPGAN weights: restore the faces of every frame (output 2x)
-    parser: Path | None = None  # ParseNet weights for the enhancer's paste mask
-    preprocess: str = "crop"
-    still: bool = False
-    size: int = 256
-    pose_style: int = 0
-    expression_scale: float = 1.0
-    batch_size: int | None = None
-    ref_eyeblink: Path | None = None
-    ref_pose: Path | None = None
-    input_yaw: tuple[float, ...] | None = None
-    input_pitch: tuple[float, ...] | None = None
-    input_roll: tuple[float, ...] | None = None
-    seed: int | None = None
-    face_index: int | None = None
-    paste: str = "blend"
+    enhancer: Path | None  # GFPGAN weights: restore the faces of every frame (output 2x)
+    parser: Path | None  # ParseNet weights for the enhancer's paste mask
+    still: bool
+    seed: int | None
+    preprocess: str
+    size: int
+    pose_style: int
+    expression_scale: float
+    batch_size: int | None
+    ref_eyeblink: Path | None
+    ref_pose: Path | None
+    input_yaw: tuple[float, ...] | None
+    input_pitch: tuple[float, ...] | None
+    input_roll: tuple[float, ...] | None
+    face_index: int | None
+    paste: str
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
         weights = params.get("weights", {})
+        declared = RenderParams.declared(params, OPTIONS)
+        declared.pop("enhancer")  # ``--enhancer gfpgan`` is what makes the host send the GFPGAN weights
         try:
-            opts = cls(
+            return cls(
                 **RenderParams.common(params),
+                **declared,
                 bundle=Path(weights["bundle"]),
                 mapping=Path(weights["mapping"]),
                 detector=Path(weights["detector"]),
                 landmarks=Path(weights["landmarks"]),
                 enhancer=_path(weights.get("enhancer")),
                 parser=_path(weights.get("parser")),
-                preprocess=str(params.get("preprocess") or "crop"),
                 still=bool(params.get("still", False)),
-                size=int(params.get("size") or 256),
-                pose_style=int(params.get("pose_style") or 0),
-                expression_scale=float(params.get("expression_scale", 1.0)),
-                batch_size=int(params["batch_size"]) if params.get("batch_size") else None,
-                ref_eyeblink=_path(params.get("ref_eyeblink")),
-                ref_pose=_path(params.get("ref_pose")),
-                input_yaw=_floats(params.get("input_yaw")),
-                input_pitch=_floats(params.get("input_pitch")),
-                input_roll=_floats(params.get("input_roll")),
                 seed=int(params["seed"]) if params.get("seed") is not None else None,
-                face_index=int(params["face_index"]) if params.get("face_index") is not None else None,
-                paste=str(params.get("paste") or "blend"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise BackendError(ErrorCode.BAD_OPTION, f"bad render request: {err!r}") from err
-        opts.validate()
-        return opts
-
-    def validate(self) -> None:
-        problems = []
-        if self.preprocess not in PREPROCESS_MODES:
-            problems.append(f"--preprocess must be one of {', '.join(PREPROCESS_MODES)}")
-        if self.size not in SIZES:
-            problems.append("--size must be 256 or 512")
-        if not 0 <= self.pose_style < NUM_POSE_STYLES:
-            problems.append(f"--pose-style must be in 0..{NUM_POSE_STYLES - 1}")
-        if self.batch_size is not None and self.batch_size < 1:
-            problems.append("--batch-size must be at least 1")
-        if self.paste not in PASTE_MODES:
-            problems.append(f"--paste must be one of {', '.join(PASTE_MODES)}")
-        if self.face_index is not None and self.face_index < 0:
-            problems.append("--face-index counts from 0")
-        if problems:
-            raise BackendError(ErrorCode.BAD_OPTION, "; ".join(problems))
 
     @property
     def full(self) -> bool:
@@ -149,8 +115,7 @@ class SadTalkerBackend:
         return {
             "models": ["sadtalker", "sadtalker-still"],
             "formats": ["mp4", "mkv", "png", "stream"],
-            "preprocess": list(PREPROCESS_MODES),
-            "paste": list(PASTE_MODES),
+            "options": [option.name for option in OPTIONS],
         }
 
     # ------------------------------------------------------------------------------- models

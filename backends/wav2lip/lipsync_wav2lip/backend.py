@@ -19,10 +19,11 @@ from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
 
 from . import __version__
-from .face_boxes import DEFAULT_PADS, pad_and_clip, smooth_boxes
+from .face_boxes import pad_and_clip, smooth_boxes
 from .face_detection import FaceDetector
 from .features import SAMPLE_RATE, check_speech, frame_windows, melspectrogram, num_frames_for
 from .models import load_detector, load_generator
+from .options import OPTIONS
 from .pipeline import FaceTrack, blend_mask, crop_faces, face_input, generate, paste, prepare_video_frames
 from .wav2lip import Wav2Lip
 
@@ -37,16 +38,16 @@ class RenderOptions(RenderParams):
 
     checkpoint: Path
     detector: Path | None
-    fps: float | None = None
-    pads: tuple[int, int, int, int] = DEFAULT_PADS
-    box: tuple[int, int, int, int] | None = None
-    nosmooth: bool = False
-    resize_factor: int = 1
-    crop: tuple[int, int, int, int] = (0, -1, 0, -1)
-    rotate: bool = False
-    batch_size: int = 128
-    face_det_batch_size: int = 16
-    paste: str = "blend"
+    fps: float | None
+    pads: tuple[int, int, int, int]
+    box: tuple[int, int, int, int] | None
+    nosmooth: bool
+    resize_factor: int
+    crop: tuple[int, int, int, int]
+    rotate: bool
+    batch_size: int
+    face_det_batch_size: int
+    paste: str
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
@@ -54,18 +55,10 @@ class RenderOptions(RenderParams):
         try:
             return cls(
                 **RenderParams.common(params),
+                **RenderParams.declared(params, OPTIONS),
                 checkpoint=Path(weights["checkpoint"]),
                 detector=Path(weights["detector"]) if weights.get("detector") else None,
                 fps=params.get("fps"),
-                pads=tuple(params.get("pads", DEFAULT_PADS)),  # type: ignore[arg-type]
-                box=tuple(params["box"]) if params.get("box") else None,  # type: ignore[arg-type]
-                nosmooth=bool(params.get("nosmooth", False)),
-                resize_factor=int(params.get("resize_factor", 1)),
-                crop=tuple(params.get("crop", (0, -1, 0, -1))),  # type: ignore[arg-type]
-                rotate=bool(params.get("rotate", False)),
-                batch_size=int(params.get("batch_size", 128)),
-                face_det_batch_size=int(params.get("face_det_batch_size", 16)),
-                paste=params.get("paste", "blend"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise BackendError(ErrorCode.BAD_OPTION, f"bad render request: {err!r}") from err
@@ -86,7 +79,7 @@ class Wav2LipBackend:
         return {
             "models": ["wav2lip"],
             "formats": ["mp4", "mkv", "png", "stream"],
-            "paste": ["exact", "blend"],
+            "options": [option.name for option in OPTIONS],
         }
 
     # ------------------------------------------------------------------------------- models
@@ -155,8 +148,6 @@ class Wav2LipBackend:
 
     def render(self, params: dict[str, Any], reporter: Reporter) -> tuple[str | None, dict[str, Any]]:
         opts = RenderOptions.from_params(params)
-        if opts.paste not in ("exact", "blend"):
-            raise BackendError(ErrorCode.BAD_OPTION, f"--paste must be exact or blend, not {opts.paste!r}")
         target = opts.target
         clock = StageClock()
         visual = read_visual(opts.face)

@@ -10,7 +10,7 @@ import typer
 
 from .. import __version__
 from ..errors import ErrorCode, LipsyncError, exit_status
-from ..output import print_json
+from ..output import print_error
 from . import batch, doctor, envs, models, run, weights
 
 app = typer.Typer(
@@ -45,12 +45,8 @@ def _root(
 
 
 def report_error(err: LipsyncError, *, json_mode: bool) -> int:
-    """Print an error (JSON on stdout in --json mode, always a line on stderr) and return the exit status."""
-    if json_mode:
-        print_json("error", {"ok": False, "code": err.code, "message": err.message, "hint": err.hint})
-    print(f"error [{err.code}]: {err.message}", file=sys.stderr)
-    if err.hint:
-        print(f"hint: {err.hint}", file=sys.stderr)
+    """Show an error (`output.print_error`) and return its exit status."""
+    print_error(err.code, err.message, err.hint, json_mode=json_mode)
     if os.environ.get("LIPSYNC_DEBUG"):
         traceback.print_exception(err, file=sys.stderr)
     return exit_status(err.code)

@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..batch.manifest import Defaults, check_defaults
 from ..batch.plan import Shard
 from ..batch.runner import BatchOptions, Summary, run_batch
 from ..catalogue import available_models, get_model
-from ..errors import ErrorCode, LipsyncError
+from ..errors import ErrorCode, LipsyncError, Outcome, exit_status
 from ..model_options import parse_assignment
-from ..output import make_reporter, print_json
+from ..output import Reporter, emit, make_reporter, print_table
 from .options import DeviceOpt, QuietOpt
 
 EPILOG = (
@@ -41,21 +39,18 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _print_summary(summary: Summary) -> None:
+def _print_summary(summary: Summary, reporter: Reporter) -> None:
     body = summary.to_dict()
-    table = Table("model", "ok", "error", "skipped", "frames", "job seconds", box=None)
-    for model, row in body["models"].items():
-        table.add_row(
-            model, *(str(row[k]) for k in ("ok", "error", "skipped", "frames")), f"{row['seconds']:.1f}"
-        )
-    console = Console(stderr=True, highlight=False)
-    console.print(table)
+    rows = [
+        (model, *(str(row[k]) for k in ("ok", "error", "skipped", "frames")), f"{row['seconds']:.1f}")
+        for model, row in body["models"].items()
+    ]
+    print_table(("model", "ok", "error", "skipped", "frames", "job seconds"), rows, stderr=True)
     starts = ", ".join(f"{backend} {n}" for backend, n in body["worker_starts"].items()) or "none"
-    console.print(
+    reporter.info(
         f"{body['ok']} ok, {body['error']} failed, {body['skipped']} skipped"
         + (f", {body['pending']} not rendered (interrupted)" if summary.interrupted else "")
-        + f" in {body['wall_seconds']:.1f} s; worker starts: {starts}",
-        soft_wrap=True,
+        + f" in {body['wall_seconds']:.1f} s; worker starts: {starts}"
     )
 
 
@@ -138,17 +133,15 @@ def batch(
     reporter = make_reporter(json_mode=json_, quiet=quiet)
 
     def sink(record: dict[str, Any]) -> None:
-        if json_:
-            print_json("job", {k: v for k, v in record.items() if k not in ("schema", "kind")})
-        elif record["status"] == "ok":
-            print(record["output"], flush=True)
+        body = {k: v for k, v in record.items() if k not in ("schema", "kind")}
+        emit("job", body, json_mode=json_, lines=[record["output"]] if record["status"] == "ok" else [])
 
     with _sigterm_as_interrupt():
         summary = run_batch(options, reporter, sink)
     if json_:
-        print_json("summary", summary.to_dict())
+        emit("summary", summary.to_dict(), json_mode=True)
     if not quiet:
-        _print_summary(summary)
+        _print_summary(summary, reporter)
     if summary.interrupted:
         raise LipsyncError(
             ErrorCode.INTERRUPTED,
@@ -156,6 +149,6 @@ def batch(
             hint="run again with --resume to continue" if results else "pass --results FILE to resume later",
         )
     if check and summary.failed:
-        raise typer.Exit(65)
+        raise typer.Exit(exit_status(ErrorCode.BAD_INPUT))
     if summary.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(exit_status(Outcome.JOBS_FAILED))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
-
 from ..catalogue import MODELS, model_weight_files
 from ..envs import BackendEnv
-from ..output import print_json
+from ..output import emit, print_table
 from ..weights import WeightsStore
 from .options import JsonOpt
 
@@ -19,24 +16,26 @@ def list_models(json_: JsonOpt = False) -> None:
     for model in MODELS.values():
         env = BackendEnv.named(model.backend)
         files = {wf.name: store.status(wf) for wf in model_weight_files(model)}
+        licenses = sorted({wf.license for wf in model_weight_files(model) if wf.license})
         rows.append(
             {
                 "model": model.name,
                 "backend": model.backend,
                 "env": env.status(),
                 "weights": files,
+                "licenses": licenses,
                 "description": model.description,
             }
         )
     if json_:
-        print_json("models", {"models": rows})
+        emit("models", {"models": rows}, json_mode=True)
         return
-    table = Table("model", "backend env", "weights (default files)", "description", box=None)
+    table = []
     for model, row in zip(MODELS.values(), rows, strict=True):
         needed = [wf.name for wf in model_weight_files(model, every_checkpoint=False)]
         present = sum(row["weights"][name] == "ok" for name in needed)
         weights = f"{present}/{len(needed)} present" + (
             "" if present == len(needed) else f" (lipsync weights fetch {model.name})"
         )
-        table.add_row(row["model"], f"{row['backend']} ({row['env']})", weights, row["description"])
-    Console().print(table)
+        table.append((row["model"], f"{row['backend']} ({row['env']})", weights, row["description"]))
+    print_table(("model", "backend env", "weights (default files)", "description"), table)
