@@ -72,11 +72,18 @@ def run_cli(tmp_path: Path) -> Iterator[object]:
         check: bool = False,
         env: dict[str, str] | None = None,
         timeout: float = 600,
+        stdin: bytes | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         argv = [sys.executable, "-m", "lipsync_cli", *map(str, args)]
         full_env = {**os.environ, **(env or {})}
         return subprocess.run(
-            argv, capture_output=True, check=check, env=full_env, timeout=timeout, cwd=tmp_path
+            argv,
+            capture_output=True,
+            check=check,
+            env=full_env,
+            timeout=timeout,
+            cwd=tmp_path,
+            input=stdin if stdin is not None else b"",
         )
 
     yield run
@@ -91,12 +98,13 @@ def require(program: str) -> None:
 def render_wav2lip(run_cli, standin_checkpoints: dict[str, Path]):
     """``lipsync run -m wav2lip`` on the CPU with the stand-in checkpoints as custom files."""
 
-    def render(face, audio, output, *extra: str, detector: Path | None = None):
+    def render(face, audio, output, *extra: str, detector: Path | None = None, stdin: bytes | None = None):
         return run_cli(
             "run", "--model", "wav2lip", "--image", face, "--audio", audio, "-o", output, "--device", "cpu",
             "--checkpoint", standin_checkpoints["generator"],
             "--detector-checkpoint", detector or standin_checkpoints["detector"],
             *extra,
+            stdin=stdin,
         )  # fmt: skip
 
     return render

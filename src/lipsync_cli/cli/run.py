@@ -13,6 +13,7 @@ from ..errors import ErrorCode, LipsyncError
 from ..model_options import resolve_options
 from ..output import emit, make_reporter
 from ..render import RenderRequest, render, resolve_output
+from ..stdin_input import STDIN, InputSpool, PcmFormat
 from .model_flags import with_model_flags
 from .options import DeviceOpt, JsonOpt, ModelOpt, QuietOpt
 
@@ -28,11 +29,21 @@ def run(
     face: Annotated[
         Path,
         typer.Option(
-            "--image", "--face", "-i", help="Portrait: a still image or a video.", show_default=False
+            "--image",
+            "--face",
+            "-i",
+            help="Portrait: a still image or a video; - reads it from stdin.",
+            show_default=False,
         ),
     ],
     audio: Annotated[
-        Path, typer.Option("--audio", "-a", help="Speech: any file ffmpeg decodes.", show_default=False)
+        Path,
+        typer.Option(
+            "--audio",
+            "-a",
+            help="Speech: any file ffmpeg decodes; - reads it from stdin.",
+            show_default=False,
+        ),
     ],
     output: Annotated[
         str,
@@ -54,22 +65,40 @@ def run(
             "(default: a fresh one, reported in --json). Wav2Lip is deterministic."
         ),
     ] = None,
+    audio_format: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SAMPLES:RATE:CHANNELS",
+            help="The audio is raw PCM (no header) of this format, e.g. s16le:16000:1 "
+            "(SAMPLES: u8, s16le, s16be, s24le, s32le, f32le, f64le).",
+            show_default=False,
+        ),
+    ] = None,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Render a lip-synced video from a portrait and a speech track."""
     if json_ and output == "-":
         raise LipsyncError(ErrorCode.BAD_OPTION, "--json and -o - both need stdout; pick one")
+    if str(face) == STDIN and str(audio) == STDIN:
+        raise LipsyncError(
+            ErrorCode.BAD_OPTION,
+            "--image - and --audio - both read stdin; only one input can come from it",
+            hint="give the other one as a file",
+        )
+    pcm = PcmFormat.parse(audio_format) if audio_format is not None else None
     resolved = resolve_options(get_model(model), options or {}, base_dir=Path.cwd())
-    request = RenderRequest.from_options(
-        options=resolved,
-        model=model,
-        face=face.expanduser().absolute(),
-        audio=audio.expanduser().absolute(),
-        output=resolve_output(output, container.value if container else None, overwrite),
-        device=device,
-        overwrite=overwrite,
-        seed=seed,
-    )
+    target = resolve_output(output, container.value if container else None, overwrite)
     reporter = make_reporter(json_mode=json_, quiet=quiet)
-    result = render(request, reporter)
+    with InputSpool() as spool:
+        request = RenderRequest.from_options(
+            options=resolved,
+            model=model,
+            face=spool.image(face).expanduser().absolute(),
+            audio=spool.audio(audio, pcm).expanduser().absolute(),
+            output=target,
+            device=device,
+            overwrite=overwrite,
+            seed=seed,
+        )
+        result = render(request, reporter)
     emit("render", result, json_mode=json_, lines=[] if output == "-" else [result["output"]])
