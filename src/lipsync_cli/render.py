@@ -143,17 +143,21 @@ def _check_readable(path: Path, code: str, what: str) -> None:
 
 
 def resolve_weights(model: Model, request: RenderRequest, reporter: Reporter) -> dict[str, dict[str, str]]:
-    """Make sure every file is present and verified; return role -> {path, sha256 | "custom"}."""
+    """Make sure every file the options use is present and verified; return role -> {path, sha256 | "custom"}.
+
+    A role these options do not use (the detector with ``--box``, the enhancer without ``--enhancer``) is
+    left out, even when its file was given: the backend loads only the roles it is sent.
+    """
     store = WeightsStore()
     named = CHECKPOINTS.get(model.name, ())
     options = {**model.defaults, **request.options, **model.variant}
     resolved: dict[str, dict[str, str]] = {}
     for role in model.roles:
         given = request.weights.get(role.option)
+        name = role.pick({**options, role.option: given if given in named else None})
+        if name is None:
+            continue
         if given is None or given in named:
-            name = role.pick({**options, role.option: given})
-            if name is None:  # an optional file these options do not use
-                continue
             wf = weight_file(name)
             resolved[role.role] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
         else:

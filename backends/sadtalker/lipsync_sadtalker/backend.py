@@ -80,16 +80,15 @@ class RenderOptions(RenderParams):
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
-        weights = params.get("weights", {})
         try:
             opts = cls(
                 **RenderParams.common(params),
-                bundle=Path(weights["bundle"]),
-                mapping=Path(weights["mapping"]),
-                detector=Path(weights["detector"]),
-                landmarks=Path(weights["landmarks"]),
-                enhancer=_path(weights.get("enhancer")),
-                parser=_path(weights.get("parser")),
+                bundle=RenderParams.weight(params, "bundle"),
+                mapping=RenderParams.weight(params, "mapping"),
+                detector=RenderParams.weight(params, "detector"),  # every preprocess mode detects
+                landmarks=RenderParams.weight(params, "landmarks"),
+                enhancer=RenderParams.weight(params, "enhancer", required=False),  # --enhancer only
+                parser=RenderParams.weight(params, "parser", required=False),
                 preprocess=str(params.get("preprocess") or "crop"),
                 still=bool(params.get("still", False)),
                 size=int(params.get("size") or 256),

@@ -13,7 +13,7 @@ from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
-from lipsync_kit.request import RenderParams
+from lipsync_kit.request import RenderParams, missing_weights
 from lipsync_kit.timing import StageClock
 from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
@@ -50,12 +50,11 @@ class RenderOptions(RenderParams):
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
-        weights = params.get("weights", {})
         try:
             return cls(
                 **RenderParams.common(params),
-                checkpoint=Path(weights["checkpoint"]),
-                detector=Path(weights["detector"]) if weights.get("detector") else None,
+                checkpoint=RenderParams.weight(params, "checkpoint"),
+                detector=RenderParams.weight(params, "detector", required=False),  # none with --box
                 fps=params.get("fps"),
                 pads=tuple(params.get("pads", DEFAULT_PADS)),  # type: ignore[arg-type]
                 box=tuple(params["box"]) if params.get("box") else None,  # type: ignore[arg-type]
@@ -98,8 +97,9 @@ class Wav2LipBackend:
         return self._generators[path]
 
     def _detector(self, path: Path | None) -> FaceDetector:
+        """The S3FD detector, loaded on first use: a request with ``--box`` never loads one."""
         if path is None:
-            raise BackendError(ErrorCode.WEIGHTS_MISSING, "no face-detector weights were given")
+            raise missing_weights("detector")
         if path not in self._detectors:
             self._detectors[path] = FaceDetector(load_detector(path, self.torch_device), self.torch_device)
             self.model_loads += 1
