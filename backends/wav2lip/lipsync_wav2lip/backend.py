@@ -14,15 +14,15 @@ from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
 from lipsync_kit.request import RenderParams, missing_weights
+from lipsync_kit.s3fd import FaceDetector, load_s3fd
 from lipsync_kit.timing import StageClock
 from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
 
 from . import __version__
 from .face_boxes import DEFAULT_PADS, pad_and_clip, smooth_boxes
-from .face_detection import FaceDetector
 from .features import SAMPLE_RATE, check_speech, frame_windows, melspectrogram, num_frames_for
-from .models import load_detector, load_generator
+from .models import load_generator
 from .pipeline import FaceTrack, blend_mask, crop_faces, face_input, generate, paste, prepare_video_frames
 from .wav2lip import Wav2Lip
 
@@ -101,7 +101,7 @@ class Wav2LipBackend:
         if path is None:
             raise missing_weights("detector")
         if path not in self._detectors:
-            self._detectors[path] = FaceDetector(load_detector(path, self.torch_device), self.torch_device)
+            self._detectors[path] = FaceDetector(load_s3fd(path, self.torch_device), self.torch_device)
             self.model_loads += 1
         return self._detectors[path]
 
