@@ -8,7 +8,6 @@ steps below, so a batch job and a single run produce the same record.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import time
 from contextlib import ExitStack
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lipsync_kit import protocol
+from lipsync_kit.files import container_for, find_partials
 from lipsync_kit.probe import probe
 
 from .catalogue import CHECKPOINTS, Model, get_model, weight_file
@@ -39,8 +39,6 @@ __all__ = [
     "resolve_output",
     "resolve_weights",
 ]
-
-_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv"}
 
 
 @dataclass(frozen=True)
@@ -76,11 +74,6 @@ class RenderRequest:
         backend_options = {k: v for k, v in options.items() if k not in REQUEST_FIELDS}
         weights = {k: str(v) for k, v in options.items() if k in WEIGHT_OPTIONS and v is not None}
         return cls(**fields, fps=options.get("fps"), weights=weights, options=backend_options)
-
-
-def container_for(path: Path) -> str | None:
-    """The container a video file name asks for (``mp4``, ``mkv``), or None for an unknown extension."""
-    return _CONTAINERS.get(path.suffix.lower())
 
 
 def resolve_output(value: str, container: str | None, overwrite: bool) -> OutputTarget:
@@ -209,14 +202,14 @@ def render_params(model: Model, request: RenderRequest, weights: dict[str, dict[
 
 
 def _remove_partials(output: OutputTarget) -> None:
-    """Remove the hidden temp file a killed worker left next to a video output.
+    """Remove the hidden partial file a killed worker left next to a video output.
 
-    A worker that exits normally removes its own; one killed outright cannot. The name follows
-    ``lipsync_kit.video.VideoWriter`` (``.<name>.partial-<token><suffix>``), unique to this output.
+    A worker that exits normally removes its own; one killed outright cannot. PNG frames are staged
+    in a folder that other patterns in the same folder share, so they are left alone.
     """
     if output.path is None or output.format == "png":
         return
-    for leftover in output.path.parent.glob(f".{glob.escape(output.path.name)}.partial-*"):
+    for leftover in find_partials(output.path):
         with contextlib.suppress(OSError):
             leftover.unlink()
 
