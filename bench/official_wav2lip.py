@@ -29,11 +29,11 @@ import torch
 from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.probe import ffmpeg_exe
+from lipsync_kit.s3fd import FaceDetector, load_s3fd
 from lipsync_kit.timing import StageClock
 from lipsync_wav2lip.face_boxes import DEFAULT_PADS, pad_and_clip, smooth_boxes
-from lipsync_wav2lip.face_detection import FaceDetector
 from lipsync_wav2lip.features import SAMPLE_RATE, melspectrogram, official_chunk_starts
-from lipsync_wav2lip.models import load_detector, load_generator
+from lipsync_wav2lip.models import load_generator
 
 FACE_SIZE = 96
 MEL_STEP = 16
@@ -59,7 +59,7 @@ def main() -> None:
     lap("features")
 
     # The official code builds the detector inside face_detect() and loads the generator per run.
-    detector = FaceDetector(load_detector(args.detector, device), device)
+    detector = FaceDetector(load_s3fd(args.detector, device), device)
     generator = load_generator(args.checkpoint, device, fold_bn=False)
     lap("model_load")
 

@@ -58,7 +58,7 @@ class WeightRole:
     role: str
     option: str
     choices: tuple[str, ...]  # every manifest file this role can use
-    pick: Callable[[Mapping[str, Any]], str | None]  # the file for these options; None: not needed
+    pick: Callable[[Mapping[str, Any]], str | None]  # the file for these options; None: unused by them
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,13 @@ _WAV2LIP_ROLES: Final = (
         ("wav2lip.pth", "wav2lip_gan.pth"),
         lambda options: f"{options.get('checkpoint') or 'wav2lip'}.pth",
     ),
-    _single("detector", "detector_checkpoint", "s3fd-619a316812.pth"),
+    # A fixed --box skips face detection, so the detector is neither fetched nor loaded.
+    WeightRole(
+        "detector",
+        "detector_checkpoint",
+        ("s3fd-619a316812.pth",),
+        lambda options: None if options.get("box") else "s3fd-619a316812.pth",
+    ),
 )
 
 SADTALKER_FULL_MODES: Final = ("full", "extfull")
@@ -252,6 +258,7 @@ _SADTALKER_ROLES: Final = (
             else "mapping_00229-model.pth.tar"
         ),
     ),
+    # Every preprocess mode runs both: `resize` skips the crop's detection, not the per-crop landmarks.
     _single("detector", "detector_checkpoint", "detection_Resnet50_Final.pth"),
     _single("landmarks", "landmark_checkpoint", "alignment_WFLW_4HG.pth"),
     WeightRole(

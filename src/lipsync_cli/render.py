@@ -8,7 +8,6 @@ steps below, so a batch job and a single run produce the same record.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import time
 from contextlib import ExitStack
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lipsync_kit import protocol
+from lipsync_kit.files import container_for, find_partials
 from lipsync_kit.probe import probe
 
 from .catalogue import CHECKPOINTS, Model, get_model, weight_file
@@ -39,8 +39,6 @@ __all__ = [
     "resolve_output",
     "resolve_weights",
 ]
-
-_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv"}
 
 
 @dataclass(frozen=True)
@@ -77,11 +75,6 @@ class RenderRequest:
         backend_options = {k: v for k, v in options.items() if k not in host_fields}
         weights = {k: str(v) for k, v in options.items() if k in weight_names and v is not None}
         return cls(**fields, fps=options.get("fps"), weights=weights, options=backend_options)
-
-
-def container_for(path: Path) -> str | None:
-    """The container a video file name asks for (``mp4``, ``mkv``), or None for an unknown extension."""
-    return _CONTAINERS.get(path.suffix.lower())
 
 
 def resolve_output(value: str, container: str | None, overwrite: bool) -> OutputTarget:
@@ -144,17 +137,21 @@ def _check_readable(path: Path, code: str, what: str) -> None:
 
 
 def resolve_weights(model: Model, request: RenderRequest, reporter: Reporter) -> dict[str, dict[str, str]]:
-    """Make sure every file is present and verified; return role -> {path, sha256 | "custom"}."""
+    """Make sure every file the options use is present and verified; return role -> {path, sha256 | "custom"}.
+
+    A role these options do not use (the detector with ``--box``, the enhancer without ``--enhancer``) is
+    left out, even when its file was given: the backend loads only the roles it is sent.
+    """
     store = WeightsStore()
     named = CHECKPOINTS.get(model.name, ())
     options = {**model.defaults, **request.options, **model.variant}
     resolved: dict[str, dict[str, str]] = {}
     for role in model.roles:
         given = request.weights.get(role.option)
+        name = role.pick({**options, role.option: given if given in named else None})
+        if name is None:
+            continue
         if given is None or given in named:
-            name = role.pick({**options, role.option: given})
-            if name is None:  # an optional file these options do not use
-                continue
             wf = weight_file(name)
             resolved[role.role] = {"path": str(store.ensure(wf, reporter)), "sha256": wf.sha256}
         else:
@@ -206,14 +203,14 @@ def render_params(model: Model, request: RenderRequest, weights: dict[str, dict[
 
 
 def _remove_partials(output: OutputTarget) -> None:
-    """Remove the hidden temp file a killed worker left next to a video output.
+    """Remove the hidden partial file a killed worker left next to a video output.
 
-    A worker that exits normally removes its own; one killed outright cannot. The name follows
-    ``lipsync_kit.video.VideoWriter`` (``.<name>.partial-<token><suffix>``), unique to this output.
+    A worker that exits normally removes its own; one killed outright cannot. PNG frames are staged
+    in a folder that other patterns in the same folder share, so they are left alone.
     """
     if output.path is None or output.format == "png":
         return
-    for leftover in output.path.parent.glob(f".{glob.escape(output.path.name)}.partial-*"):
+    for leftover in find_partials(output.path):
         with contextlib.suppress(OSError):
             leftover.unlink()
 

@@ -21,6 +21,7 @@ from typing import Final, Literal
 
 import filelock
 import httpx
+from lipsync_kit.files import find_partials, partial_path
 
 from . import __version__, paths
 from .catalogue import WeightFile
@@ -104,7 +105,8 @@ class WeightsStore:
         """Delete ``wf``, its stamp and any partial download; True when the file was there."""
         with self._locked(wf):
             self._stamp_path(wf).unlink(missing_ok=True)
-            self._partial_path(wf).unlink(missing_ok=True)
+            for partial in find_partials(self.path_for(wf)):
+                partial.unlink(missing_ok=True)
             try:
                 self.path_for(wf).unlink()
             except FileNotFoundError:
@@ -126,7 +128,7 @@ class WeightsStore:
         self.root.mkdir(parents=True, exist_ok=True)
         _check_free_space(self.root, size, src.name, ErrorCode.OUTPUT_UNWRITABLE)
         # Copy and hash in one pass; a unique temp name, since the target name is not known yet.
-        tmp = self.root / f".{src.name}.{secrets.token_hex(4)}.import"
+        tmp = partial_path(self.root / src.name, secrets.token_hex(4))
         try:
             hasher = hashlib.sha256()
             with src.open("rb") as fin, tmp.open("xb") as fout:
@@ -211,7 +213,8 @@ class WeightsStore:
     # -- download -----------------------------------------------------------------------------------
 
     def _partial_path(self, wf: WeightFile) -> Path:
-        return self.root / f"{wf.name}.incomplete"
+        """Where a download grows until verified: one fixed name, so the next run resumes it."""
+        return partial_path(self.path_for(wf))
 
     @contextmanager
     def _locked(self, wf: WeightFile, reporter: Reporter | None = None) -> Iterator[None]:

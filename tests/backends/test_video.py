@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from lipsync_kit.audio import load_audio
 from lipsync_kit.errors import BackendError
+from lipsync_kit.files import PARTIAL_MARK, find_partials
 from lipsync_kit.probe import probe
 from lipsync_kit.protocol import ErrorCode
 from lipsync_kit.video import VideoWriter, read_visual
@@ -75,7 +76,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name)
+    return sorted(p.name for p in folder.iterdir() if PARTIAL_MARK in p.name)
 
 
 # ----------------------------------------------------------------------------------------- input
@@ -221,7 +222,7 @@ def test_mkv_ntsc_odd_size(tmp_path: Path, speech: Path) -> None:
     with VideoWriter(out, fps=NTSC, audio=speech) as writer:
         writer.write_all(make_frames(39, 65, 47))
     info = probe(out)
-    assert info.has_audio and info.fps == pytest.approx(NTSC, abs=0.01)
+    assert info.has_audio and info.fps == pytest.approx(NTSC, abs=1e-9)  # probe and reader: one parser
     visual = read_visual(out)
     assert visual.size == (66, 48)  # padded to even for yuv420p
     assert len(visual) == 39 and visual.fps == pytest.approx(NTSC, abs=1e-9)
@@ -288,6 +289,17 @@ def test_failure_leaves_nothing(tmp_path: Path, speech: Path, error: type[BaseEx
     assert sorted(os.listdir(tmp_path)) == ["frames"]
     assert os.listdir(tmp_path / "frames") == []
     assert writer._proc is not None and writer._proc.poll() is not None  # ffmpeg is gone
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.mov", "out.mkv"])
+def test_the_writers_temp_file_is_a_partial_find_partials_finds(tmp_path: Path, name: str) -> None:
+    """The host cleans up after a killed worker with `find_partials`: the writer's temp must be found."""
+    writer = VideoWriter(tmp_path / name, fps=25)
+    writer.write_all(make_frames(3))
+    partials = find_partials(tmp_path / name)
+    assert len(partials) == 1 and partials[0].name.startswith(f".{name}.partial-")
+    writer.abort()
+    assert find_partials(tmp_path / name) == [] and os.listdir(tmp_path) == []
 
 
 def test_ffmpeg_failure_is_encode_failed(tmp_path: Path) -> None:

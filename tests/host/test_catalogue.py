@@ -20,6 +20,7 @@ def _names(model: str, **options: object) -> list[str]:
 def test_options_pick_the_files() -> None:
     assert _names("wav2lip") == ["wav2lip.pth", "s3fd-619a316812.pth"]
     assert _names("wav2lip", checkpoint="wav2lip_gan")[0] == "wav2lip_gan.pth"
+    assert _names("wav2lip", box=[0, 96, 0, 96]) == ["wav2lip.pth"]  # a fixed box skips detection
     assert _names("sadtalker") == [
         "SadTalker_V0.0.2_256.safetensors",
         "mapping_00229-model.pth.tar",
@@ -70,3 +71,20 @@ def test_models_command_lists_every_model(run_cli) -> None:
     listed = json.loads(proc.stdout)["models"]
     assert [row["model"] for row in listed] == list(MODELS)
     assert {row["model"]: row["backend"] for row in listed}["sadtalker-still"] == "sadtalker"
+
+
+def test_unused_roles_are_left_out_even_when_given(tmp_path) -> None:
+    """``--box`` with ``--detector-checkpoint``: the detector is unused, so neither checked nor sent."""
+    model = get_model("wav2lip")
+    generator = tmp_path / "mine.pth"
+    generator.write_bytes(b"not checked here")
+    options = resolve_options(model, {"box": [0, 96, 0, 96]}, base_dir=tmp_path)
+    request = RenderRequest.from_options(
+        options={**options, "checkpoint": generator, "detector_checkpoint": tmp_path / "absent.pth"},
+        model="wav2lip",
+        face=tmp_path / "f.jpg",
+        audio=tmp_path / "a.wav",
+        output=resolve_output(str(tmp_path / "o.mp4"), None, False),
+    )
+    weights = resolve_weights(model, request, PlainReporter())
+    assert weights == {"checkpoint": {"path": str(generator), "sha256": "custom"}}

@@ -115,3 +115,21 @@ def test_text_output_is_the_path(render_wav2lip, face_image, speech_wav, tmp_pat
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().strip() == str(out)
     assert re.search(r"lip-syncing", proc.stderr.decode())
+
+
+def test_box_renders_without_any_detector_file(
+    run_cli, standin_checkpoints, face_image, speech_wav, lipsync_home: Path, tmp_path: Path
+) -> None:
+    """``--box`` skips detection: an empty, offline weights store must not be asked for the S3FD file."""
+    out = tmp_path / "boxed.mp4"
+    proc = run_cli(
+        "run", "--model", "wav2lip", "--image", face_image, "--audio", speech_wav, "-o", out,
+        "--device", "cpu", "--checkpoint", standin_checkpoints["generator"],
+        "--box", "60", "200", "50", "200", "--json",
+    )  # fmt: skip
+    result = _json(proc)
+    assert set(result["weights"]) == {"checkpoint"}
+    assert result["face_box"] == {"top": 60, "bottom": 200, "left": 50, "right": 200}
+    assert "detection" not in result["seconds"] or result["seconds"]["detection"] < 1
+    assert not (lipsync_home / "weights").exists() or not any((lipsync_home / "weights").iterdir())
+    assert probe(out).video_codec == "h264"

@@ -218,7 +218,7 @@ def test_partial_survives_a_failed_run_and_resumes(server: Server, store: Weight
     with pytest.raises(LipsyncError) as exc:
         store.ensure(wf, Recorder())
     assert exc.value.code == ErrorCode.DOWNLOAD_FAILED
-    partial = store.root / f"{NAME}.incomplete"
+    partial = store.root / f".{NAME}.partial"
     kept = partial.stat().st_size
     assert 0 < kept < SIZE
     assert not store.path_for(wf).exists()
@@ -235,7 +235,7 @@ def test_interrupt_leaves_only_the_partial(server: Server, store: WeightsStore) 
     wf = serve(server, body, "a")
     with pytest.raises(KeyboardInterrupt):
         store.ensure(wf, Recorder(interrupt_at=50_000))
-    assert leftovers(store) == {f"{NAME}.incomplete"}
+    assert leftovers(store) == {f".{NAME}.partial"}
     assert store.status(wf) == "missing"
     assert store.ensure(wf, Recorder()).read_bytes() == body  # the lock was released
     assert server.requests[-1][1] is not None
@@ -245,7 +245,7 @@ def test_server_ignoring_range_restarts_from_zero(server: Server, store: Weights
     body = body_of()
     wf = serve(server, body, "a", ignore_range=True)
     store.root.mkdir(parents=True)
-    (store.root / f"{NAME}.incomplete").write_bytes(body[:100_000])
+    (store.root / f".{NAME}.partial").write_bytes(body[:100_000])
     assert store.ensure(wf, Recorder()).read_bytes() == body
     assert server.requests == [("/a/model.pth", "bytes=100000-")]
 
@@ -254,7 +254,7 @@ def test_stale_partial_with_wrong_bytes_is_discarded(server: Server, store: Weig
     body = body_of()
     wf = serve(server, body, "a")
     store.root.mkdir(parents=True)
-    (store.root / f"{NAME}.incomplete").write_bytes(body_of(seed=9, size=100_000))
+    (store.root / f".{NAME}.partial").write_bytes(body_of(seed=9, size=100_000))
     assert store.ensure(wf, Recorder()).read_bytes() == body
     assert server.requests == [("/a/model.pth", "bytes=100000-"), ("/a/model.pth", None)]
 

@@ -1,6 +1,7 @@
-"""ffmpeg plumbing shared by `audio` and `video`: argv conventions, stderr tails, and the facts a
-decoder needs from the stream dump ``ffmpeg -i`` prints on stderr (the PyPI ffmpeg has no ffprobe;
-`lipsync_kit.probe` is the general-purpose reader of that dump).
+"""ffmpeg plumbing for the whole kit: the binary, argv conventions, stderr tails, and the one parser of
+the stream dump ``ffmpeg -i`` prints on stderr (the PyPI ffmpeg has no ffprobe).
+
+Standard library + imageio-ffmpeg only: the host imports it through `lipsync_kit.probe`.
 """
 
 from __future__ import annotations
@@ -9,12 +10,23 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Final
 
-from .probe import ffmpeg_exe
-
-__all__ = ["DecodeFacts", "base_argv", "decode_facts", "exact_fps", "file_arg", "read_tail", "stderr_tail"]
+__all__ = [
+    "DecodeFacts",
+    "InputDump",
+    "Stream",
+    "base_argv",
+    "decode_facts",
+    "exact_fps",
+    "ffmpeg_exe",
+    "file_arg",
+    "parse_input",
+    "read_tail",
+    "stderr_tail",
+]
 
 STDERR_TAIL_LINES: Final = 15  # lines of ffmpeg's stderr kept in error messages
 STDERR_TAIL_CHARS: Final = 2000  # and at most this many characters of them
@@ -22,11 +34,21 @@ STDERR_READ_BYTES: Final = 64 * 1024  # how much of a long stderr file to read f
 NTSC_SNAP_HZ: Final = 0.006  # ffmpeg prints fps with 2 decimals; this close to N*1000/1001 means NTSC
 
 _INPUT_RE: Final = re.compile(r"^Input #0, (?P<format>.+?), from ", re.MULTILINE)
+_DURATION_RE: Final = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
 _STREAM_RE: Final = re.compile(
     r"^\s*Stream #0:\d+(?:\[[^\]]*\])?(?:\([^)]*\))?: (?P<kind>\w+): (?P<rest>.*)$", re.MULTILINE
 )
-_SIZE_RE: Final = re.compile(r", (?P<w>\d+)x(?P<h>\d+)(?=[ ,]|$)")  # not "(avc1 / 0x31637661)"
-_FPS_RE: Final = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<k>k?) (?:fps|tbr)\b")
+_SIZE_RE: Final = re.compile(r", (?P<w>\d+)x(?P<h>\d+)(?=[ ,\[]|$)")  # not "(avc1 / 0x31637661)"
+_FPS_RE: Final = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<k>k?) (?:fps|tbr)\b")  # "fps" comes before "tbr"
+_RATE_RE: Final = re.compile(r", (?P<hz>\d+) Hz")
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary from imageio-ffmpeg (``IMAGEIO_FFMPEG_EXE`` overrides it)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def base_argv(loglevel: str = "error") -> list[str]:
@@ -64,15 +86,77 @@ def exact_fps(printed: float) -> float:
 
 
 @dataclass(frozen=True)
+class Stream:
+    """One stream of an input as ffmpeg lists it."""
+
+    kind: str  # "video", "audio", "subtitle", "data" ...
+    codec: str  # "h264", "png", "aac" ...
+    size: tuple[int, int] | None  # video: (width, height) as stored, before any rotation
+    fps: float | None  # video: "fps" (else "tbr") as printed, NTSC rates made exact
+    sample_rate: int | None  # audio: Hz
+
+
+@dataclass(frozen=True)
+class InputDump:
+    """What ``ffmpeg -i`` says about its first input."""
+
+    container: str | None  # demuxer name ("mov,mp4,m4a,3gp,3g2,mj2", "png_pipe" ...); None: unopenable
+    duration: float | None  # seconds; None when ffmpeg prints N/A (e.g. single images)
+    streams: tuple[Stream, ...]  # in file order
+
+    def first(self, kind: str) -> Stream | None:
+        """The first stream of a kind ("video", "audio" ...), or None."""
+        return next((stream for stream in self.streams if stream.kind == kind), None)
+
+
+def _stream(kind: str, rest: str) -> Stream:
+    codec = rest.split(",")[0].split(" ")[0].strip()
+    size = fps = rate = None
+    if kind == "video":
+        if found := _SIZE_RE.search(rest):
+            size = (int(found["w"]), int(found["h"]))
+        if found := _FPS_RE.search(rest):
+            fps = exact_fps(float(found["value"]) * (1000 if found["k"] else 1))
+    elif kind == "audio" and (found := _RATE_RE.search(rest)):
+        rate = int(found["hz"])
+    return Stream(kind, codec, size, fps, rate)
+
+
+def parse_input(text: str) -> InputDump:
+    """Parse the ``Input #0`` section of ffmpeg's stderr (up to ``Output #0`` when there is one)."""
+    header = _INPUT_RE.search(text)
+    if header is None:
+        return InputDump(None, None, ())
+    output_at = text.find("\nOutput #0", header.end())
+    section = text[header.end() : output_at if output_at >= 0 else len(text)]
+    duration = None
+    if found := _DURATION_RE.search(section):
+        duration = int(found["h"]) * 3600 + int(found["m"]) * 60 + float(found["s"])
+    streams = tuple(_stream(s["kind"].lower(), s["rest"]) for s in _STREAM_RE.finditer(section))
+    return InputDump(header["format"], duration, streams)
+
+
+@dataclass(frozen=True)
 class DecodeFacts:
     """What decoding the first video frame of a file told: enough to read all of its frames."""
 
     returncode: int
     stderr: str
-    container: str | None  # demuxer name ("mov,mp4,m4a,3gp,3g2,mj2", "png_pipe" ...); None: unopenable
-    stream_kinds: tuple[str, ...]  # "video", "audio" ... in file order
-    fps: float | None  # first video stream: "fps" (else "tbr") as printed, NTSC rates made exact
+    input: InputDump
     size: tuple[int, int] | None  # (width, height) of the decoded frames, after autorotation
+
+    @property
+    def container(self) -> str | None:
+        return self.input.container
+
+    @property
+    def stream_kinds(self) -> tuple[str, ...]:
+        return tuple(stream.kind for stream in self.input.streams)
+
+    @property
+    def fps(self) -> float | None:
+        video = self.input.first("video")
+        return video.fps if video is not None else None
 
 
 def decode_facts(src: Path) -> DecodeFacts:
@@ -80,22 +164,12 @@ def decode_facts(src: Path) -> DecodeFacts:
     argv = [*base_argv("info"), "-i", file_arg(src), "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"]
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     text = proc.stderr.decode("utf-8", errors="replace")
-    header = _INPUT_RE.search(text)
-    if header is None:
-        return DecodeFacts(proc.returncode, text, None, (), None, None)
-    output_at = text.find("\nOutput #0", header.end())
-    inputs = text[header.end() : output_at if output_at >= 0 else len(text)]
-    streams = list(_STREAM_RE.finditer(inputs))
-    video = next((s["rest"] for s in streams if s["kind"] == "Video"), None)
-    rate = _FPS_RE.search(video) if video else None
-    fps = exact_fps(float(rate["value"]) * (1000 if rate["k"] else 1)) if rate else None
+    output_at = text.find("\nOutput #0")
     output = _STREAM_RE.search(text, output_at) if output_at >= 0 else None
     size = _SIZE_RE.search(output["rest"]) if output else None
     return DecodeFacts(
         returncode=proc.returncode,
         stderr=text,
-        container=header["format"],
-        stream_kinds=tuple(s["kind"].lower() for s in streams),
-        fps=fps,
+        input=parse_input(text),
         size=(int(size["w"]), int(size["h"])) if size else None,
     )

@@ -1,26 +1,21 @@
 """What a media file holds, read from ``ffmpeg -i`` (the PyPI ffmpeg ships no ffprobe).
 
 Standard library + imageio-ffmpeg only: the host imports this module to validate inputs before
-anything heavy starts, and the backends use it too.
+anything heavy starts, and the backends use it too. The dump is parsed by `_ffmpeg.parse_input`, the
+same parser the video reader uses.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
+from ._ffmpeg import ffmpeg_exe, file_arg, parse_input
+
 __all__ = ["MediaInfo", "ffmpeg_exe", "probe"]
 
-_DURATION: Final = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_STREAM: Final = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio): (.*)")
-_SIZE: Final = re.compile(r", (\d{1,5})x(\d{1,5})[,\s\[]")
-_FPS: Final = re.compile(r", (\d+(?:\.\d+)?(?:k)?) fps")
-_TBR: Final = re.compile(r", (\d+(?:\.\d+)?(?:k)?) tbr")
-_RATE: Final = re.compile(r", (\d+) Hz")
 _STILL_CODECS: Final = (
     "png",
     "mjpeg",
@@ -36,14 +31,6 @@ _STILL_CODECS: Final = (
 )
 
 
-@lru_cache(maxsize=1)
-def ffmpeg_exe() -> str:
-    """The ffmpeg binary from imageio-ffmpeg (``IMAGEIO_FFMPEG_EXE`` overrides it)."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 @dataclass(frozen=True)
 class MediaInfo:
     """The first video and audio stream of a file, as ffmpeg reports them."""
@@ -53,7 +40,7 @@ class MediaInfo:
     video_codec: str | None
     width: int | None
     height: int | None
-    fps: float | None
+    fps: float | None  # "fps" (else "tbr") as printed, NTSC rates made exact (29.97 -> 30000/1001)
     audio_codec: str | None
     sample_rate: int | None
     error: str | None  # ffmpeg's last line when it could not open the file
@@ -72,14 +59,10 @@ class MediaInfo:
         return self.video_codec is not None and self.video_codec.startswith(_STILL_CODECS)
 
 
-def _rate(text: str) -> float:
-    return float(text[:-1]) * 1000 if text.endswith("k") else float(text)
-
-
 def probe(path: Path) -> MediaInfo:
     """Run ``ffmpeg -i`` on a file and parse what it says about the streams."""
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", file_arg(path)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -87,26 +70,21 @@ def probe(path: Path) -> MediaInfo:
         errors="replace",
         check=False,
     )
-    text = proc.stderr
-    duration = None
-    if match := _DURATION.search(text):
-        hours, minutes, seconds = match.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    video_codec = width = height = fps = audio_codec = sample_rate = None
-    for kind, rest in _STREAM.findall(text):
-        codec = rest.split(",")[0].split(" ")[0].strip()
-        if kind == "Video" and video_codec is None:
-            video_codec = codec
-            if size := _SIZE.search(rest):
-                width, height = int(size.group(1)), int(size.group(2))
-            if rate := _FPS.search(rest) or _TBR.search(rest):
-                fps = _rate(rate.group(1))
-        elif kind == "Audio" and audio_codec is None:
-            audio_codec = codec
-            if rate := _RATE.search(rest):
-                sample_rate = int(rate.group(1))
+    dump = parse_input(proc.stderr)
+    video, audio = dump.first("video"), dump.first("audio")
     error = None
-    if video_codec is None and audio_codec is None:
-        lines = [line for line in text.strip().splitlines() if line.strip()]
+    if video is None and audio is None:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         error = lines[-1] if lines else "ffmpeg could not read the file"
-    return MediaInfo(path, duration, video_codec, width, height, fps, audio_codec, sample_rate, error)
+    width, height = video.size if video is not None and video.size is not None else (None, None)
+    return MediaInfo(
+        path=path,
+        duration=dump.duration,
+        video_codec=video.codec if video is not None else None,
+        width=width,
+        height=height,
+        fps=video.fps if video is not None else None,
+        audio_codec=audio.codec if audio is not None else None,
+        sample_rate=audio.sample_rate if audio is not None else None,
+        error=error,
+    )

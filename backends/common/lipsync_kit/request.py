@@ -5,13 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import BackendError
 from .options import Option, OptionError, resolve
 from .protocol import ErrorCode
 
-__all__ = ["RenderParams"]
+__all__ = ["RenderParams", "missing_weights"]
+
+
+def missing_weights(role: str) -> BackendError:
+    """The error for a request that needs weights the host did not send: a host bug, not user input.
+
+    The host sends only the roles the options use (no detector with ``--box``); a backend that then
+    needs one of the others has disagreed with the catalogue.
+    """
+    return BackendError(
+        ErrorCode.INTERNAL,
+        f"this request needs the {role!r} weights, but the host sent none",
+        hint="a bug in lipsync: the catalogue's weight roles and the backend disagree; please report it",
+    )
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,26 @@ class RenderParams:
             elif isinstance(value, list):
                 values[name] = tuple(value)
         return values
+
+    @overload
+    @staticmethod
+    def weight(params: dict[str, Any], role: str, *, required: Literal[True] = ...) -> Path: ...
+    @overload
+    @staticmethod
+    def weight(params: dict[str, Any], role: str, *, required: Literal[False]) -> Path | None: ...
+    @staticmethod
+    def weight(params: dict[str, Any], role: str, *, required: bool = True) -> Path | None:
+        """The file sent for a weight role; None for an optional role that was not sent.
+
+        Raises:
+            BackendError: ``internal`` (`missing_weights`) when a required role is absent.
+        """
+        path = params.get("weights", {}).get(role)
+        if path:
+            return Path(path)
+        if required:
+            raise missing_weights(role)
+        return None
 
     @property
     def target(self) -> Path | int:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ._ffmpeg import base_argv, decode_facts, file_arg, read_tail, stderr_tail
 from .errors import BackendError
+from .files import container_for, partial_path
 from .protocol import ErrorCode
 
 __all__ = [
@@ -35,12 +36,6 @@ __all__ = [
 
 OutputFormat = Literal["mp4", "mkv", "png"]
 
-FORMAT_BY_SUFFIX: Final[dict[str, OutputFormat]] = {
-    ".mp4": "mp4",
-    ".m4v": "mp4",
-    ".mkv": "mkv",
-    ".png": "png",
-}
 PNG_FRAME_NAME: Final = "%05d.png"  # frame files inside a folder given as a PNG output
 DEFAULT_CRF: Final = 18  # x264 quality: visually lossless for talking heads
 DEFAULT_PRESET: Final = "veryfast"  # encoding must never be the slow stage next to the model
@@ -212,7 +207,7 @@ def read_visual(path: str | os.PathLike[str], *, max_frames: int | None = None) 
 
 
 def _format_for(target: Path) -> OutputFormat:
-    fmt = FORMAT_BY_SUFFIX.get(target.suffix.lower())
+    fmt = "png" if target.suffix.lower() == ".png" else container_for(target)
     if fmt is None:
         raise BackendError(
             ErrorCode.BAD_OPTION,
@@ -307,7 +302,7 @@ class VideoWriter:
             raise _exists(dest)
         if not folder.is_dir():
             raise _unwritable(f"output folder does not exist: {folder}")
-        temp = folder / f".{dest.name}.partial-{token}{dest.suffix}"
+        temp = partial_path(dest, token)
         try:
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies, not 0600
         except OSError as err:
@@ -342,7 +337,7 @@ class VideoWriter:
         parent = folder.parent if self._created_dir else folder
         if not parent.is_dir():
             raise _unwritable(f"output folder does not exist: {parent}")
-        temp = parent / f".{folder.name if self._created_dir else 'frames'}.partial-{token}"
+        temp = partial_path(folder if self._created_dir else folder / "frames", token)
         try:
             temp.mkdir()
         except OSError as err:

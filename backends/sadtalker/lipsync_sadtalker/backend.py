@@ -43,10 +43,6 @@ __all__ = ["RenderOptions", "SadTalkerBackend"]
 DEFAULT_BATCH: Final = {"cpu": 2, "cuda": 16, "mps": 4}
 
 
-def _path(value: Any) -> Path | None:
-    return Path(value) if value else None
-
-
 @dataclass(frozen=True)
 class RenderOptions(RenderParams):
     """One render request, parsed from the protocol's ``params``."""
@@ -74,19 +70,18 @@ class RenderOptions(RenderParams):
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
-        weights = params.get("weights", {})
         declared = RenderParams.declared(params, OPTIONS)
         declared.pop("enhancer")  # ``--enhancer gfpgan`` is what makes the host send the GFPGAN weights
         try:
             return cls(
                 **RenderParams.common(params),
                 **declared,
-                bundle=Path(weights["bundle"]),
-                mapping=Path(weights["mapping"]),
-                detector=Path(weights["detector"]),
-                landmarks=Path(weights["landmarks"]),
-                enhancer=_path(weights.get("enhancer")),
-                parser=_path(weights.get("parser")),
+                bundle=RenderParams.weight(params, "bundle"),
+                mapping=RenderParams.weight(params, "mapping"),
+                detector=RenderParams.weight(params, "detector"),  # every preprocess mode detects
+                landmarks=RenderParams.weight(params, "landmarks"),
+                enhancer=RenderParams.weight(params, "enhancer", required=False),  # --enhancer only
+                parser=RenderParams.weight(params, "parser", required=False),
                 still=bool(params.get("still", False)),
                 seed=int(params["seed"]) if params.get("seed") is not None else None,
             )

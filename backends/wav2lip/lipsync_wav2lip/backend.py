@@ -13,16 +13,16 @@ from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
-from lipsync_kit.request import RenderParams
+from lipsync_kit.request import RenderParams, missing_weights
+from lipsync_kit.s3fd import FaceDetector, load_s3fd
 from lipsync_kit.timing import StageClock
 from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
 
 from . import __version__
 from .face_boxes import pad_and_clip, smooth_boxes
-from .face_detection import FaceDetector
 from .features import SAMPLE_RATE, check_speech, frame_windows, melspectrogram, num_frames_for
-from .models import load_detector, load_generator
+from .models import load_generator
 from .options import OPTIONS
 from .pipeline import FaceTrack, blend_mask, crop_faces, face_input, generate, paste, prepare_video_frames
 from .wav2lip import Wav2Lip
@@ -51,13 +51,12 @@ class RenderOptions(RenderParams):
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
-        weights = params.get("weights", {})
         try:
             return cls(
                 **RenderParams.common(params),
                 **RenderParams.declared(params, OPTIONS),
-                checkpoint=Path(weights["checkpoint"]),
-                detector=Path(weights["detector"]) if weights.get("detector") else None,
+                checkpoint=RenderParams.weight(params, "checkpoint"),
+                detector=RenderParams.weight(params, "detector", required=False),  # none with --box
                 fps=params.get("fps"),
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -91,10 +90,11 @@ class Wav2LipBackend:
         return self._generators[path]
 
     def _detector(self, path: Path | None) -> FaceDetector:
+        """The S3FD detector, loaded on first use: a request with ``--box`` never loads one."""
         if path is None:
-            raise BackendError(ErrorCode.WEIGHTS_MISSING, "no face-detector weights were given")
+            raise missing_weights("detector")
         if path not in self._detectors:
-            self._detectors[path] = FaceDetector(load_detector(path, self.torch_device), self.torch_device)
+            self._detectors[path] = FaceDetector(load_s3fd(path, self.torch_device), self.torch_device)
             self.model_loads += 1
         return self._detectors[path]
 

@@ -25,7 +25,7 @@ def pad_and_clip(
     """Grow detector boxes by ``pads`` and clip them to the frame.
 
     Args:
-        boxes: (N, 4) integer detector boxes (x1, y1, x2, y2), e.g. `face_detection.Box` values.
+        boxes: (N, 4) integer detector boxes (x1, y1, x2, y2), e.g. `lipsync_kit.s3fd.Box` values.
         pads: (top, bottom, left, right) pixels added around each box.
         frame_hw: (height, width) of the frames.
 

@@ -9,11 +9,10 @@ from lipsync_kit.checkpoints import load_into, load_state_dict_file
 from torch import nn
 
 from .layers import fold_batchnorm
-from .s3fd import S3FD
 from .syncnet import SyncNetColor
 from .wav2lip import Wav2Lip
 
-__all__ = ["load_detector", "load_generator", "load_syncnet"]
+__all__ = ["load_generator", "load_syncnet"]
 
 
 def _load(
@@ -47,8 +46,3 @@ def load_syncnet(
 ) -> nn.Module:
     """A `SyncNetColor` expert in eval mode on ``device``, loaded strictly from ``lipsync_expert.pth``."""
     return _load(SyncNetColor(), path, device, fold_bn=fold_bn)
-
-
-def load_detector(path: str | os.PathLike[str], device: str | torch.device) -> S3FD:
-    """The S3FD face detector in eval mode on ``device``, loaded strictly from ``s3fd-619a316812.pth``."""
-    return _load(S3FD(), path, device, fold_bn=False)  # type: ignore[return-value]

@@ -172,6 +172,26 @@ def test_bad_options(
     assert option.replace("_", "-") in info.value.message
 
 
+@pytest.mark.parametrize("role", ["bundle", "mapping", "detector", "landmarks"])
+def test_a_required_role_the_host_did_not_send_is_internal(
+    backend: SadTalkerBackend,
+    weights: dict[str, Path],
+    one_frame: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    role: str,
+) -> None:
+    """Every preprocess mode detects and finds landmarks: a request without those files is a host bug."""
+    params = _params(
+        weights, data_dir / "astronaut_512.jpg", one_frame, tmp_path / "o.mp4", preprocess="resize"
+    )
+    del params["weights"][role]
+    with pytest.raises(BackendError) as info:
+        backend.render(params, _Events())
+    assert info.value.code == ErrorCode.INTERNAL and repr(role) in info.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_tiny_face_is_refused() -> None:
     standard = np.array([[x, y] for x in range(0, 40, 5) for y in range(0, 45, 5)][:68], np.float32)
     info = plan_crop(standard * 0.5 + 100, (640, 480), "crop")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import DATA_DIR
+from lipsync_kit.s3fd import S3FD, FaceDetector
+from lipsync_kit.s3fd.net import SOURCES
 from lipsync_wav2lip.face_boxes import crop_coords, pad_and_clip, smooth_boxes
-from lipsync_wav2lip.face_detection import FaceDetector
-from lipsync_wav2lip.s3fd import S3FD, SOURCES
 from standin import load_golden, standin_state_dict
 
 BOX_CASES: list[dict[str, Any]] = json.loads((DATA_DIR / "wav2lip" / "golden_chunks.json").read_text())[

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from lipsync_kit.checkpoints import load_into
+from lipsync_kit.errors import BackendError, ErrorCode
 from lipsync_kit.worker import Reporter
 from lipsync_wav2lip.backend import Wav2LipBackend
 from lipsync_wav2lip.features import SAMPLE_RATE, frame_windows, melspectrogram, num_frames_for
@@ -94,21 +95,31 @@ def test_looping_video_case(golden, generator) -> None:
     _assert_frames_match(rendered[: official_frames - 1], golden["B_frames_out"][:-1])
 
 
-def test_backend_render_to_png_frames_matches_the_official_output(
-    golden, wav2lip_data: Path, tmp_path: Path
-) -> None:
-    """The worker's own render path (decode, features, generator, paste, encode) on the still case."""
-    face = tmp_path / "face.png"
+@pytest.fixture(scope="module")
+def still_case_files(golden, wav2lip_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The golden still case as files: face.png, speech.wav and a stand-in ``wav2lip.pth``."""
+    folder = tmp_path_factory.mktemp("still-case")
+    face = folder / "face.png"
     cv2.imwrite(str(face), golden["A_still_bgr"])
-    audio = tmp_path / "speech.wav"
+    audio = folder / "speech.wav"
     with wave.open(str(audio), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
         out.writeframes(golden["pcm16"].astype("<i2").tobytes())
-    checkpoint = tmp_path / "wav2lip.pth"
+    checkpoint = folder / "wav2lip.pth"
     state = standin_state_dict(wav2lip_data / "schema_wav2lip.json")
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "optimizer": None}, checkpoint)
+    return {"face": face, "audio": audio, "checkpoint": checkpoint}
+
+
+def test_backend_render_to_png_frames_matches_the_official_output(
+    golden, still_case_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The worker's own render path (decode, features, generator, paste, encode) on the still case.
+
+    With ``box`` the host sends no detector weights, and the backend loads none.
+    """
     frames_dir = tmp_path / "frames"
     frames_dir.mkdir()
 
@@ -116,18 +127,38 @@ def test_backend_render_to_png_frames_matches_the_official_output(
     backend = Wav2LipBackend("cpu")
     _output, stats = backend.render(
         {
-            "face": str(face),
-            "audio": str(audio),
+            "face": str(still_case_files["face"]),
+            "audio": str(still_case_files["audio"]),
             "output": str(frames_dir / "%05d.png"),
             "format": "png",
             "box": [int(v) for v in golden["A_box_y1y2x1x2"]],
             "paste": "exact",
-            "weights": {"checkpoint": str(checkpoint)},
+            "weights": {"checkpoint": str(still_case_files["checkpoint"])},
         },
         Reporter(events.append, "test"),
     )
     files = sorted(frames_dir.glob("*.png"))
     assert stats["frames"] == len(files) == 13 and stats["fps"] == 25
+    assert stats["model_loads"] == 1  # the generator only
     rendered = np.stack([cv2.imread(str(f)) for f in files])
     _assert_frames_match(rendered[:9], golden["A_frames_out"][:9])
     assert any(getattr(e, "stage", None) == "lip-syncing" for e in events)
+
+
+def test_detection_without_detector_weights_is_an_internal_error(
+    still_case_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Without ``box`` the request needs the detector; a host that did not send it has a bug."""
+    output = tmp_path / "out.mp4"
+    with pytest.raises(BackendError) as info:
+        Wav2LipBackend("cpu").render(
+            {
+                "face": str(still_case_files["face"]),
+                "audio": str(still_case_files["audio"]),
+                "output": str(output),
+                "weights": {"checkpoint": str(still_case_files["checkpoint"])},
+            },
+            Reporter(lambda _event: None, "test"),
+        )
+    assert info.value.code == ErrorCode.INTERNAL and "'detector'" in info.value.message
+    assert list(tmp_path.iterdir()) == []

@@ -8,17 +8,8 @@ import numpy as np
 import pytest
 import torch
 from lipsync_kit.errors import BackendError, ErrorCode
-from lipsync_wav2lip.face_detection import (
-    Box,
-    FaceDetector,
-    LevelOutputs,
-    best_faces,
-    decode_candidates,
-    detect_faces,
-    nms,
-    preprocess,
-)
-from lipsync_wav2lip.s3fd import S3FD
+from lipsync_kit.s3fd import S3FD, Box, FaceDetector, LevelOutputs, best_faces, detect_faces, load_s3fd
+from lipsync_kit.s3fd.boxes import decode_candidates, nms, preprocess
 from standin import load_golden, load_schema, standin_state_dict
 from torch import Tensor, nn
 
@@ -128,6 +119,33 @@ def test_api_boxes_exact(net: S3FD, golden: dict[str, np.ndarray], batch_size: i
     boxes = FaceDetector(net).detect(list(golden["images_bgr"]), batch_size=batch_size)
     assert all(isinstance(box, Box) for box in boxes)
     assert [tuple(box) for box in boxes] == [tuple(row) for row in golden["api_boxes_x1y1x2y2"].tolist()]
+
+
+def test_load_s3fd_reads_a_bare_state_dict_file(
+    schema: Path, golden: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """``s3fd-619a316812.pth`` is a bare state dict; `load_s3fd` loads it strictly, frozen, in eval mode."""
+    path = tmp_path / "s3fd.pth"
+    torch.save(standin_state_dict(schema), path)
+    net = load_s3fd(path, "cpu")
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    boxes = FaceDetector(net).detect(list(golden["images_bgr"]))
+    assert [tuple(box) for box in boxes] == [tuple(row) for row in golden["api_boxes_x1y1x2y2"].tolist()]
+    torch.save({"conv1_1.weight": torch.zeros(64, 3, 3, 3)}, path)
+    with pytest.raises(BackendError) as info:
+        load_s3fd(path, "cpu")
+    assert info.value.code == ErrorCode.BAD_CHECKPOINT
+
+
+def test_detect_all_takes_a_score_threshold(net: S3FD, golden: dict[str, np.ndarray]) -> None:
+    images = list(golden["images_bgr"])
+    default = FaceDetector(net).detect_all(images)
+    for image, dets in enumerate(default):
+        assert_same_rows(dets, golden[f"detections_img{image}"], BOX_ATOL, BOX_ATOL)
+    cutoff = float(default[0][0, 4])  # the best score of the first image: it and weaker rows drop out
+    stricter = FaceDetector(net).detect_all(images, score_threshold=cutoff)
+    for strict, loose in zip(stricter, default, strict=True):
+        np.testing.assert_array_equal(strict, loose[loose[:, 4] > cutoff])
 
 
 def test_api_box_is_first_detection(outputs: LevelOutputs) -> None:

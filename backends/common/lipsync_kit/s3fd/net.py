@@ -1,19 +1,22 @@
 """S3FD face detector network (Zhang et al., "S3FD: Single Shot Scale-invariant Face Detector", ICCV 2017).
 
 Matches ``face_detection/detection/sfd/net_s3fd.py`` of Wav2Lip (a batched copy of face-alignment's S3FD):
-module names equal the official checkpoint keys (``s3fd.pth``), so its state dict loads with ``strict=True``
-and no remapping. Anchors, decoding and NMS live in `face_detection`.
+module names equal the official checkpoint keys (``s3fd-619a316812.pth``), so its state dict loads with
+``strict=True`` and no remapping. Anchors, decoding and NMS live in `lipsync_kit.s3fd.boxes`.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MEAN_RGB", "S3FD", "SOURCES", "STRIDES", "L2Norm"]
+from ..checkpoints import load_into, load_state_dict_file
+
+__all__ = ["MEAN_RGB", "S3FD", "SOURCES", "STRIDES", "L2Norm", "load_s3fd"]
 
 MEAN_RGB: Final = (104.0, 117.0, 123.0)  # subtracted in RGB order although the numbers are Caffe's BGR means
 # Output channels of conv{stage}_{i}; every stage ends in a 2x2 max-pool.
@@ -111,3 +114,14 @@ class S3FD(nn.Module):
                 cls = torch.cat([cls[:, :3].amax(dim=1, keepdim=True), cls[:, 3:]], dim=1)
             outputs.append((cls, reg))
         return outputs
+
+
+def load_s3fd(path: str | os.PathLike[str], device: str | torch.device) -> S3FD:
+    """S3FD in eval mode on ``device``, loaded strictly from ``s3fd-619a316812.pth`` (or a user's own file).
+
+    Raises:
+        lipsync_kit.errors.BackendError: ``weights_missing`` or ``bad_checkpoint``.
+    """
+    net = S3FD()
+    load_into(net, load_state_dict_file(path), source=str(path))
+    return net.eval().requires_grad_(False).to(device)
