@@ -13,17 +13,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from media import make_speech
+from media import copy_speech
 
 # Stand-in renders are slow on a small CPU: a short clip at 10 fps keeps each job to a few frames.
 FAST = {"fps": 10}
 FIXED_BOX = {"box": [40, 220, 40, 220]}  # skips face detection where a test is not about it
 
 
-def short_speech(folder: Path, name: str = "hi.wav", text: str = "Hi.") -> Path:
-    """About 0.7 s of espeak-ng speech."""
+def short_speech(folder: Path, name: str = "hi.wav") -> Path:
+    """About 0.7 s of speech ("Hi.") copied into ``folder`` as ``name``."""
     folder.mkdir(parents=True, exist_ok=True)
-    return make_speech(folder / name, text)
+    return copy_speech("hi", folder / name)
 
 
 def silent_wav(path: Path, seconds: float = 0.6) -> Path:

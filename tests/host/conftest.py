@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from media import make_speech
+from media import speech
 
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.output import PlainReporter
@@ -58,9 +57,9 @@ def face_image() -> Path:
 
 
 @pytest.fixture(scope="session")
-def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 0.8 s of espeak-ng speech at 22.05 kHz."""
-    return make_speech(tmp_path_factory.mktemp("speech") / "speech.wav", "Hello there.")
+def speech_wav() -> Path:
+    """About 1 s of committed espeak-ng speech at 22.05 kHz ("Hello there.")."""
+    return speech("hello")
 
 
 @pytest.fixture
@@ -87,11 +86,6 @@ def run_cli(tmp_path: Path) -> Iterator[object]:
         )
 
     yield run
-
-
-def require(program: str) -> None:
-    if shutil.which(program) is None:
-        pytest.skip(f"{program} is not installed")
 
 
 @pytest.fixture

@@ -1,16 +1,31 @@
-"""Small media helpers for host tests: speech from espeak-ng, decoding outputs with ffmpeg."""
+"""Small media helpers for host tests: the committed speech clips, decoding outputs with ffmpeg."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 from lipsync_kit.probe import ffmpeg_exe
 
+SPEECH_DIR = Path(__file__).resolve().parents[1] / "data" / "speech"
+# espeak-ng speech committed as 22.05 kHz mono 16-bit WAV (tests/data/README.md says how they were made).
+SPEECH_CLIPS = {
+    "hello": "hello_there.wav",  # "Hello there.", 1.03 s
+    "hi": "hi.wav",  # "Hi.", 0.68 s
+    "long": "long_sentence.wav",  # a 5.3 s sentence
+}
 
-def make_speech(path: Path, text: str, voice: str = "en-us") -> Path:
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "170", "-w", str(path), text], check=True)
+
+def speech(name: str) -> Path:
+    """The committed speech clip ``name`` (a key of SPEECH_CLIPS), read in place."""
+    return SPEECH_DIR / SPEECH_CLIPS[name]
+
+
+def copy_speech(name: str, path: Path) -> Path:
+    """A copy of the speech clip ``name`` at ``path`` (for tests that need it in their own folder)."""
+    shutil.copyfile(speech(name), path)
     return path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from lipsync_kit import protocol
-from media import make_speech
+from media import speech
 
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.errors import LipsyncError
@@ -83,9 +83,9 @@ def test_killed_worker_is_reported_as_a_crash_with_its_log(
 
 
 @pytest.fixture(scope="module")
-def long_speech(tmp_path_factory) -> Path:
-    text = "This sentence is long enough to keep the renderer busy for a little while, so it can be stopped."
-    return make_speech(tmp_path_factory.mktemp("long") / "long.wav", text)
+def long_speech() -> Path:
+    """5.3 s of speech: long enough to keep the renderer busy for a while, so it can be stopped."""
+    return speech("long")
 
 
 def test_terminating_mid_render_leaves_no_partial_output(

@@ -15,8 +15,12 @@ from lipsync_sadtalker.head_pose import (
     transform_keypoints,
 )
 from standin import load_golden
+from tolerances import assert_parity
 
-ATOL = 1e-5  # reference/sadtalker/README.md: keypoint_transformation, all outputs
+# reference/sadtalker/README.md, keypoint_transformation: degree_* (up to +-99 degrees, a sum over 66 bins)
+# atol 1e-4; rot_mat*, out_value* atol 1e-5.
+DEGREE_ATOL = 1e-4
+ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,7 @@ def _inputs(golden: dict[str, np.ndarray]) -> tuple[torch.Tensor, HeadParams]:
 
 
 def _check(got: torch.Tensor, golden: dict[str, np.ndarray], name: str) -> None:
-    assert got.shape == golden[name].shape, name
-    np.testing.assert_allclose(got.numpy(), golden[name], rtol=0, atol=ATOL, err_msg=name)
+    assert_parity(got.numpy(), golden[name], DEGREE_ATOL if name.startswith("degree_") else ATOL, name)
 
 
 def test_degrees_match_golden(golden: dict[str, np.ndarray]) -> None:

@@ -216,7 +216,8 @@ def main() -> None:
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    astronaut_bgr = cv2.imread(str(REPO / "tests/data/astronaut_512.jpg"), cv2.IMREAD_COLOR)
+    # The pixels OpenCV 5.0 decoded from astronaut_512.jpg, stored losslessly (JPEG decoders may differ).
+    astronaut_bgr = cv2.imread(str(REPO / "tests/data/astronaut_512_pixels.png"), cv2.IMREAD_COLOR)
     astronaut_rgb = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB)
 
     retina_info = {
