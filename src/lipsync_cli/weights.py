@@ -1,7 +1,7 @@
 """The weights store: pretrained files kept flat under one folder and verified by size and sha256.
 
 whisper's ``_download`` semantics with hf's ``_download_to_tmp_and_move``: a missing file downloads from its
-mirrors into ``<name>.incomplete`` (resumed with ``Range``, hashed while streaming) and is renamed into place
+mirrors into ``.<name>.partial`` (resumed with ``Range``, hashed while streaming) and is renamed into place
 only when its sha256 matches, under one file lock per file. A verified file gets a stamp
 ``.<name>.verified`` so later runs trust it without re-hashing while its size and mtime are unchanged.
 """

@@ -3,7 +3,8 @@ building blocks (STFT magnitude, Slaney mel filterbank) and the normalised log-m
 Wav2Lip introduced and SadTalker reuses.
 
 numpy only: the filterbank and STFT follow librosa's definitions (``librosa.filters.mel`` with its
-defaults, ``librosa.stft`` with ``center=True``) without depending on librosa or scipy.
+defaults, ``librosa.stft`` with ``center=True``) without depending on librosa or scipy (why: README,
+"Design notes").
 """
 
 from __future__ import annotations
