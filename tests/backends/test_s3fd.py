@@ -11,10 +11,13 @@ from lipsync_kit.errors import BackendError, ErrorCode
 from lipsync_kit.s3fd import S3FD, Box, FaceDetector, LevelOutputs, best_faces, detect_faces, load_s3fd
 from lipsync_kit.s3fd.boxes import decode_candidates, nms, preprocess
 from standin import load_golden, load_schema, standin_state_dict
+from tolerances import assert_parity, float32_steps
 from torch import Tensor, nn
 
-RAW_ATOL = 1e-4  # reference/wav2lip/README.md: float32 vs float64 noise up to 1.8e-5
-BOX_ATOL = 1e-3  # px
+# reference/wav2lip/README.md: raw outputs atol 1e-4 (float32 vs float64 noise up to 1.8e-5); candidates and
+# detections: boxes atol 1e-3 px (16 float32 steps at the largest coordinate, 692 px), scores atol 1e-5.
+RAW_ATOL = 1e-4
+BOX_ATOL = 1e-3
 SCORE_ATOL = 1e-5
 
 
@@ -49,8 +52,11 @@ def assert_same_rows(actual: np.ndarray, expected: np.ndarray, box_atol: float, 
     nearest = torch.cat([torch.cdist(c, targets, p=float("inf")).argmin(dim=1) for c in chunks]).numpy()
     assert len(np.unique(nearest)) == len(actual), "several rows match the same expected row"
     matched = expected[nearest]
-    np.testing.assert_allclose(actual[:, :4], matched[:, :4], rtol=0, atol=box_atol)
-    np.testing.assert_allclose(actual[:, 4], matched[:, 4], rtol=0, atol=score_atol)
+    if box_atol == score_atol == 0:
+        np.testing.assert_array_equal(actual, matched)
+        return
+    assert_parity(actual[:, :4], matched[:, :4], box_atol, "boxes")
+    assert_parity(actual[:, 4], matched[:, 4], score_atol, "scores")
 
 
 def test_state_dict_matches_official_schema(schema: Path) -> None:
@@ -71,8 +77,7 @@ def test_raw_outputs_match_golden(outputs: LevelOutputs, golden: dict[str, np.nd
     assert len(outputs) == 6
     for level, (cls, reg) in enumerate(outputs, start=1):
         for name, value in ((f"cls{level}", cls), (f"reg{level}", reg)):
-            assert value.shape == golden[name].shape, name
-            np.testing.assert_allclose(value.numpy(), golden[name], rtol=0, atol=RAW_ATOL, err_msg=name)
+            assert_parity(value.numpy(), golden[name], RAW_ATOL, name)
 
 
 @pytest.mark.parametrize("bias", [(3.0, 1.0, 2.0, 5.0), (1.0, 3.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0)])
@@ -174,7 +179,8 @@ def test_best_face_anchor_decode_and_clip_at_zero_only() -> None:
     # Anchor: centre (8/2 + 3*8, 8/2 + 1*8) = (28, 12), side 4*8 = 32 -> (15.2, -4, 47.2, 28).
     assert best_faces(_one_hot_outputs(5.0), ONE_HOT_HW) == [Box(15, 0, 47, 28)]
     boxes = detect_faces(_one_hot_outputs(5.0))[0][:, :4]
-    np.testing.assert_allclose(boxes, [[15.2, -4.0, 47.2, 28.0]], rtol=0, atol=1e-5)
+    expected = np.array([[15.2, -4.0, 47.2, 28.0]])
+    assert_parity(boxes, expected, float32_steps(expected, 16), "box")  # exp and scaling: a few steps
 
 
 def test_best_face_skips_boxes_wholly_outside_the_frame() -> None:

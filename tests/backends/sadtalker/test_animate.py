@@ -21,6 +21,7 @@ from lipsync_sadtalker.keypoint_detector import KPDetector
 from lipsync_sadtalker.mapping import MappingNet
 from lipsync_sadtalker.render_inputs import DrivingFrames, RenderInputs, official_step_frames
 from standin import load_golden, standin_state_dict
+from tolerances import assert_parity
 
 # reference/sadtalker/README.md, make_animation: kp_* atol 1e-5; predictions atol 2e-2 and mean < 2e-4.
 KP_ATOL = 1e-5
@@ -71,9 +72,7 @@ def _official_layout(per_frame: torch.Tensor) -> np.ndarray:
 
 def test_source_keypoints_match_golden(source: PreparedSource, golden: dict[str, np.ndarray]) -> None:
     for name in ("kp_canonical", "kp_source"):
-        got = getattr(source, name).expand(BATCH_SIZE, -1, -1).numpy()
-        assert got.shape == golden[name].shape, name
-        np.testing.assert_allclose(got, golden[name], rtol=0, atol=KP_ATOL, err_msg=name)
+        assert_parity(getattr(source, name).expand(BATCH_SIZE, -1, -1).numpy(), golden[name], KP_ATOL, name)
 
 
 def test_driving_keypoints_match_golden(
@@ -82,7 +81,7 @@ def test_driving_keypoints_match_golden(
     kp_driving = driving_keypoints(nets, source, inputs.driving)
     assert kp_driving.shape == (NUM_FRAMES, 15, 3)
     expected = golden["kp_driving_per_step"]
-    np.testing.assert_allclose(_official_layout(kp_driving), expected, rtol=0, atol=KP_ATOL)
+    assert_parity(_official_layout(kp_driving), expected, KP_ATOL, "kp_driving_per_step")
 
 
 def test_driving_keypoints_do_not_depend_on_grouping(
@@ -126,11 +125,7 @@ def test_cuda_matches_golden(
     source = prepare_source(cuda, inputs.source_image, inputs.source_semantics)
     kp_driving = driving_keypoints(cuda, source, inputs.driving).cpu()
     frames = torch.cat(list(animate(cuda, inputs, batch_size=BATCH_SIZE))).cpu()
-    np.testing.assert_allclose(
-        source.kp_source.cpu().expand(BATCH_SIZE, -1, -1).numpy(), golden["kp_source"], rtol=0, atol=KP_ATOL
-    )
-    np.testing.assert_allclose(
-        _official_layout(kp_driving), golden["kp_driving_per_step"], rtol=0, atol=KP_ATOL
-    )
+    assert_parity(source.kp_source.cpu().expand(BATCH_SIZE, -1, -1).numpy(), golden["kp_source"], KP_ATOL)
+    assert_parity(_official_layout(kp_driving), golden["kp_driving_per_step"], KP_ATOL, "kp_driving")
     error = np.abs(_official_layout(frames) - golden["out_predictions"])
     assert error.max() <= PREDICTION_ATOL and error.mean() < PREDICTION_MEAN_ATOL, (error.max(), error.mean())

@@ -10,6 +10,7 @@ import torch
 from lipsync_kit.checkpoints import load_into
 from lipsync_sadtalker.audio2exp import Audio2Exp
 from standin import load_golden, load_schema, standin_state_dict
+from tolerances import assert_parity
 
 ATOL = 1e-4  # reference/sadtalker/README.md: audio2exp, all outputs
 
@@ -59,7 +60,7 @@ def test_audio_encoder_matches_golden(model: Audio2Exp, golden: dict[str, np.nda
     windows, _, _ = _inputs(golden, 50)
     with torch.inference_mode():
         got = model.encode_audio(windows).numpy()
-    np.testing.assert_allclose(got, golden["hook_audio_encoder_T50"], rtol=0, atol=ATOL)
+    assert_parity(got, golden["hook_audio_encoder_T50"], ATOL, "hook_audio_encoder_T50")
 
 
 @pytest.mark.parametrize(("frames", "name"), [(50, "out_exp_coeff_pred_T50"), (23, "out_exp_coeff_pred_T23")])
@@ -69,7 +70,7 @@ def test_expression_matches_golden(
     with torch.inference_mode():
         got = model.predict(*_inputs(golden, frames)).numpy()
     assert got.shape == golden[name].shape[1:] == (frames, 64)
-    np.testing.assert_allclose(got, golden[name][0], rtol=0, atol=ATOL)
+    assert_parity(got, golden[name][0], ATOL, name)
 
 
 def test_chunk_size_does_not_change_the_result(model: Audio2Exp, golden: dict[str, np.ndarray]) -> None:

@@ -16,6 +16,7 @@ from lipsync_sadtalker.audio2pose import Audio2Pose, pose_chunk_count
 from lipsync_sadtalker.coefficients import predict_coefficients, smooth_pose
 from scipy.signal import savgol_filter
 from standin import load_golden, load_schema, standin_state_dict
+from tolerances import assert_parity
 
 ATOL = 1e-4  # reference/sadtalker/README.md: audio2exp, audio2pose, all outputs
 
@@ -95,14 +96,14 @@ def test_audio_encoder_matches_golden(
 ) -> None:
     with torch.inference_mode():
         got = model.audio_encoder(windows[:, 1:33]).numpy()
-    np.testing.assert_allclose(got, golden["audio_encoder_in_frames_1_to_32_out"], rtol=0, atol=ATOL)
+    assert_parity(got, golden["audio_encoder_in_frames_1_to_32_out"], ATOL, "audio_encoder_out")
 
 
 def test_cvae_decoder_matches_golden(model: Audio2Pose, golden: dict[str, np.ndarray]) -> None:
     inputs = [torch.from_numpy(golden[f"cvae_in_{name}"]) for name in ("z", "ref", "audio_emb", "class")]
     with torch.inference_mode():
         got = model.netG.decoder(*inputs).numpy()
-    np.testing.assert_allclose(got, golden["cvae_out_pose_motion_pred"], rtol=0, atol=ATOL)
+    assert_parity(got, golden["cvae_out_pose_motion_pred"], ATOL, "cvae_out_pose_motion_pred")
 
 
 def test_pose_motion_matches_golden(
@@ -110,15 +111,15 @@ def test_pose_motion_matches_golden(
 ) -> None:
     assert golden_motion.shape == (1, 50, 6)
     assert not golden_motion[:, 0].any()  # the source frame does not move
-    np.testing.assert_allclose(golden_motion.numpy(), golden["out_pose_motion_pred"], rtol=0, atol=ATOL)
+    assert_parity(golden_motion.numpy(), golden["out_pose_motion_pred"], ATOL, "out_pose_motion_pred")
     pose = (ref_pose[:, None] + golden_motion).numpy()
-    np.testing.assert_allclose(pose, golden["out_pose_pred"], rtol=0, atol=ATOL)
+    assert_parity(pose, golden["out_pose_pred"], ATOL, "out_pose_pred")
 
 
 def test_smoothing_matches_golden(golden: dict[str, np.ndarray]) -> None:
     smoothed = smooth_pose(golden["out_pose_pred"][0])
     assert smoothed.dtype == np.float32
-    np.testing.assert_allclose(smoothed, golden["out_pose_pred_savgol13"][0], rtol=0, atol=ATOL)
+    assert_parity(smoothed, golden["out_pose_pred_savgol13"][0], ATOL, "out_pose_pred_savgol13")
 
 
 def test_final_coefficients_match_golden(
@@ -137,7 +138,7 @@ def test_final_coefficients_match_golden(
         pose_noise=torch.from_numpy(golden["in_z_noise"]),
     )
     assert coeffs.shape == (50, 70) and coeffs.dtype == np.float32
-    np.testing.assert_allclose(coeffs, golden["final_coeff_3dmm_T70"], rtol=0, atol=ATOL)
+    assert_parity(coeffs, golden["final_coeff_3dmm_T70"], ATOL, "final_coeff_3dmm_T70")
 
 
 def test_per_frame_reference_rows_give_the_same_result_when_equal(
@@ -255,7 +256,7 @@ def test_cuda_matches_golden(
         int(golden["in_pose_style"]),
     )
     coeffs = predict_coefficients(exp_net, pose_net, *args, pose_noise=torch.from_numpy(golden["in_z_noise"]))
-    np.testing.assert_allclose(coeffs, golden["final_coeff_3dmm_T70"], rtol=0, atol=ATOL)
+    assert_parity(coeffs, golden["final_coeff_3dmm_T70"], ATOL, "final_coeff_3dmm_T70")
     seeded = [
         predict_coefficients(exp_net, pose_net, *args, torch.Generator("cuda").manual_seed(3))
         for _ in range(2)

@@ -27,6 +27,7 @@ from lipsync_sadtalker.face_analysis import DetectedFace
 from lipsync_sadtalker.gfpgan import GFPGANv1Clean, ParseNet
 from standin import load_golden, standin_state_dict
 from standin_weights import make_state_dict
+from tolerances import assert_parity
 from torch import Tensor, nn
 
 # ParseNet, float32 vs float64 (make_gfpgan_goldens notes): logits differ by up to 3.4e-4 (std 15.3).
@@ -233,7 +234,7 @@ def test_parse_mask_and_paste_match_facexlib(sadtalker_data: Path, golden: dict[
     parser.register_forward_hook(lambda _m, _i, out: captured.append(out))
     masks = enhance.parse_masks(parser.eval(), [face], torch.device("cpu"))
     logits = captured[0][0].numpy()
-    np.testing.assert_allclose(logits[:, ::16, ::16], golden["parse_logits_sub"], rtol=0, atol=LOGIT_ATOL)
+    assert_parity(logits[:, ::16, ::16], golden["parse_logits_sub"], LOGIT_ATOL, "parse_logits_sub")
     ordered = np.sort(logits, axis=0)
     clear = ordered[-1] - ordered[-2] > 2 * LOGIT_ATOL
     np.testing.assert_array_equal(logits.argmax(axis=0)[clear], golden["parse_labels"][clear])

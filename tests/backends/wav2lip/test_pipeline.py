@@ -22,6 +22,9 @@ from lipsync_wav2lip.layers import fold_batchnorm
 from lipsync_wav2lip.pipeline import FaceTrack, crop_faces, face_input, generate, paste, prepare_video_frames
 from lipsync_wav2lip.wav2lip import Wav2Lip
 from standin import load_golden, standin_state_dict
+from tolerances import assert_parity
+
+ATOL = 1e-5  # reference/wav2lip/README.md: pipeline model inputs and A_model_output
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +66,17 @@ def test_still_image_case(golden, generator) -> None:
     official_frames = len(golden["A_frames_out"])  # 10, the last one tail-clamped
     windows = _windows(golden, 25.0)
     assert len(windows) == 13  # ceil(0.52 s * 25): the whole audio
-    np.testing.assert_allclose(windows[: official_frames - 1], golden["A_mel_chunks"][:-1], atol=1e-5)
+    assert_parity(windows[: official_frames - 1], golden["A_mel_chunks"][:-1], ATOL, "A_mel_chunks")
 
     frames = [golden["A_still_bgr"]]
     track = FaceTrack([tuple(int(v) for v in golden["A_box_y1y2x1x2"])])
     faces = face_input(crop_faces(frames, track))
-    np.testing.assert_allclose(faces[0], golden["A_face_input0"], atol=1e-5)
+    assert_parity(faces[0], golden["A_face_input0"], ATOL, "A_face_input0")
 
     with torch.inference_mode():
         audio = torch.from_numpy(golden["A_mel_chunks"][:, None])
         output = generator(audio, torch.from_numpy(faces).expand(len(audio), -1, -1, -1)).numpy()
-    np.testing.assert_allclose(output, golden["A_model_output"], atol=1e-5)
+    assert_parity(output, golden["A_model_output"], ATOL, "A_model_output")
 
     rendered = _render(generator, frames, track, windows, batch_size=128)
     assert rendered.shape == (13, 120, 100, 3)
@@ -85,12 +88,12 @@ def test_looping_video_case(golden, generator) -> None:
     assert frames[0].shape == (80, 100, 3)
     box = tuple(int(v) for v in golden["B_box_y1y2x1x2"])
     track = FaceTrack([box] * len(frames))
-    np.testing.assert_allclose(face_input(crop_faces(frames, track)), golden["B_face_inputs"], atol=1e-5)
+    assert_parity(face_input(crop_faces(frames, track)), golden["B_face_inputs"], ATOL, "B_face_inputs")
 
     official_frames = len(golden["B_frames_out"])  # 12
     windows = _windows(golden, 30.0)
     assert len(windows) == 16  # ceil(0.52 s * 30)
-    np.testing.assert_allclose(windows[: official_frames - 1], golden["B_mel_chunks"][:-1], atol=1e-5)
+    assert_parity(windows[: official_frames - 1], golden["B_mel_chunks"][:-1], ATOL, "B_mel_chunks")
     rendered = _render(generator, frames, track, windows, batch_size=4)
     _assert_frames_match(rendered[: official_frames - 1], golden["B_frames_out"][:-1])
 

@@ -12,6 +12,7 @@ from lipsync_wav2lip.layers import fold_batchnorm
 from lipsync_wav2lip.models import load_generator
 from lipsync_wav2lip.wav2lip import Wav2Lip
 from standin import load_golden, load_schema, standin_state_dict
+from tolerances import assert_parity
 from torch import nn
 
 ATOL = 1e-5  # reference/wav2lip/README.md: observed float32 vs float64 noise 5e-7
@@ -71,8 +72,7 @@ def test_forward_matches_golden(model: Wav2Lip, golden: dict[str, np.ndarray], f
     net = fold_batchnorm(model) if fold_bn else model
     got = _run(net, golden)
     for name, value in got.items():
-        assert value.shape == golden[name].shape, name
-        np.testing.assert_allclose(value, golden[name], rtol=0, atol=ATOL, err_msg=name)
+        assert_parity(value, golden[name], ATOL, name)
 
 
 def test_folding_removes_every_batchnorm_and_leaves_the_source_alone(model: Wav2Lip) -> None:
@@ -91,7 +91,7 @@ def test_sequence_layout_matches_frame_layout(model: Wav2Lip, golden: dict[str, 
         out = model(audio.view(2, 2, 1, 80, 16), face.view(2, 2, 6, 96, 96).transpose(1, 2))
     assert out.shape == (2, 3, 2, 96, 96)
     expected = torch.from_numpy(golden["output"]).view(2, 2, 3, 96, 96).transpose(1, 2)
-    torch.testing.assert_close(out, expected, rtol=0, atol=ATOL)
+    assert_parity(out.numpy(), expected.numpy(), ATOL, "output")
 
 
 def test_rejects_wrong_input_size(model: Wav2Lip) -> None:
@@ -113,4 +113,4 @@ def test_load_generator_reads_an_official_format_checkpoint(
     assert not net.training
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules()) is not fold_bn
     got = _run(net, golden)
-    np.testing.assert_allclose(got["output"], golden["output"], rtol=0, atol=ATOL)
+    assert_parity(got["output"], golden["output"], ATOL, "output")
