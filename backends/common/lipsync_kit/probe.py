@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "probe"]
+__all__ = ["MediaInfo", "ffmpeg_exe", "ffmpeg_reason", "probe"]
 
 _DURATION: Final = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM: Final = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio): (.*)")
@@ -21,6 +21,9 @@ _SIZE: Final = re.compile(r", (\d{1,5})x(\d{1,5})[,\s\[]")
 _FPS: Final = re.compile(r", (\d+(?:\.\d+)?(?:k)?) fps")
 _TBR: Final = re.compile(r", (\d+(?:\.\d+)?(?:k)?) tbr")
 _RATE: Final = re.compile(r", (\d+) Hz")
+_LOG_TAGS: Final = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\]\s*)+")  # "[mjpeg @ 0x55…] " prefixes
+_OPEN_FAILED: Final = re.compile(r"Error opening input(?: files?)?: (.+)")
+_NO_STREAM: Final = re.compile(r"Stream map '.*' matches no streams")
 _STILL_CODECS: Final = (
     "png",
     "mjpeg",
@@ -56,7 +59,7 @@ class MediaInfo:
     fps: float | None
     audio_codec: str | None
     sample_rate: int | None
-    error: str | None  # ffmpeg's last line when it could not open the file
+    error: str | None  # why ffmpeg could not open the file (`ffmpeg_reason`)
 
     @property
     def has_video(self) -> bool:
@@ -70,6 +73,22 @@ class MediaInfo:
     def looks_still(self) -> bool:
         """A single-picture codec (PNG, JPEG …), as opposed to a video stream."""
         return self.video_codec is not None and self.video_codec.startswith(_STILL_CODECS)
+
+
+def ffmpeg_reason(stderr: str) -> str:
+    """The cause of an ffmpeg failure in a few words, for a message: never its whole log.
+
+    ffmpeg's verdict on an input it cannot open wins ("Invalid data found when processing input"),
+    else its first error line, without the ``[decoder @ 0x…]`` tags.
+    """
+    lines = [_LOG_TAGS.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if found := _OPEN_FAILED.search(line):
+            return found.group(1).rstrip(".")
+        if _NO_STREAM.search(line):
+            return "no such stream"
+    return lines[0].rstrip(".") if lines else "ffmpeg gave no reason"
 
 
 def _rate(text: str) -> float:
@@ -107,6 +126,5 @@ def probe(path: Path) -> MediaInfo:
                 sample_rate = int(rate.group(1))
     error = None
     if video_codec is None and audio_codec is None:
-        lines = [line for line in text.strip().splitlines() if line.strip()]
-        error = lines[-1] if lines else "ffmpeg could not read the file"
+        error = ffmpeg_reason(text)
     return MediaInfo(path, duration, video_codec, width, height, fps, audio_codec, sample_rate, error)
