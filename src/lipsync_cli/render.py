@@ -30,6 +30,7 @@ from .checks import (
 )
 from .envs import BackendEnv
 from .errors import ErrorCode, LipsyncError
+from .folders import check_folder, make_folders, remove_empty
 from .model_options import REQUEST_FIELDS, WEIGHT_OPTIONS
 from .output import Reporter, Task
 from .weights import WeightsStore, resolve_custom
@@ -119,52 +120,8 @@ def resolve_output(value: str, container: str | None, overwrite: bool) -> Output
             raise LipsyncError(
                 ErrorCode.OUTPUT_EXISTS, f"{path} already exists", hint="pass --overwrite to replace it"
             )
-    _check_folder(path.parent)
+    check_folder(path.parent)
     return target
-
-
-def _check_folder(folder: Path) -> None:
-    """The folder exists and is writable, or can be made (its nearest existing ancestor is writable)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise LipsyncError(
-            ErrorCode.OUTPUT_UNWRITABLE, f"the output folder {folder} cannot be made: {existing} is a file"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise LipsyncError(ErrorCode.OUTPUT_UNWRITABLE, f"the output folder {existing} is not writable")
-
-
-def _make_folders(folder: Path) -> list[Path]:
-    """Make ``folder`` and its missing parents; return the folders made, deepest first."""
-    made: list[Path] = []
-    missing = folder
-    while not missing.exists():
-        made.append(missing)
-        missing = missing.parent
-    for path in reversed(made):
-        try:
-            path.mkdir()
-        except FileExistsError:  # made meanwhile by someone else
-            pass
-        except OSError as err:
-            _remove_empty(made)
-            raise LipsyncError(
-                ErrorCode.OUTPUT_UNWRITABLE, f"cannot make the output folder {path}: {err}"
-            ) from err
-    return made
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove the folders a failed render made, deepest first, as long as they stayed empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except FileNotFoundError:  # not made yet
-            continue
-        except OSError:  # something was written into it
-            return
 
 
 def check_request(request: RenderRequest) -> None:
@@ -380,18 +337,18 @@ def render(request: RenderRequest, reporter: Reporter) -> dict[str, Any]:
     timings["env"] = time.perf_counter() - mark
 
     stream_fd = os.dup(1) if request.output.is_stream else None
-    made = _make_folders(request.output.path.parent) if request.output.path is not None else []
+    made = make_folders(request.output.path.parent) if request.output.path is not None else []
     progress = _StageProgress(reporter)
     try:
         with Renderer(model.backend, reporter, device=request.device, stream_fd=stream_fd) as renderer:
             record = renderer.render(request, progress)
     except LipsyncError as err:
-        _remove_empty(made)
+        remove_empty(made)
         if stream_fd is not None and _reader_gone(stream_fd):
             raise LipsyncError(ErrorCode.BROKEN_PIPE, "the reader of the output stream closed it") from err
         raise
     except BaseException:
-        _remove_empty(made)
+        remove_empty(made)
         raise
     finally:
         progress.close()
