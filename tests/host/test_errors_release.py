@@ -17,6 +17,9 @@ from batch_support import batch_argv, jobs_and_summary, write_manifest
 from media import ffmpeg, make_speech
 
 from lipsync_cli.batch.manifest import Defaults, Job, LineError, parse_manifest
+from lipsync_cli.envs import BackendEnv
+from lipsync_cli.errors import LipsyncError
+from lipsync_cli.worker import WorkerClient
 
 # No env is built or started with these (a python that fails at once), and the store is empty and offline:
 # a run that gets past the checks stops at ``weights_missing``: an earlier error proves the check ran first.
@@ -445,3 +448,25 @@ def test_a_worker_stops_rendering_when_its_stdin_closes(
             worker.kill()
     assert status == 128 + signal.SIGTERM
     assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_worker_gives_a_short_ffmpeg_reason_too(
+    wav2lip_python, standin_checkpoints, speech_wav, tmp_path: Path
+) -> None:
+    """Requests that skip the host's checks (any other client of the protocol) get the same short reason."""
+    fake = tmp_path / "face.jpg"
+    fake.write_text("this is not a picture")
+    weights = {
+        "checkpoint": str(standin_checkpoints["generator"]),
+        "detector": str(standin_checkpoints["detector"]),
+    }
+    params = {"face": str(fake), "audio": str(speech_wav), "output": str(tmp_path / "o.mp4"), "format": "mp4",
+              "overwrite": False, "weights": weights}  # fmt: skip
+    with WorkerClient(BackendEnv.named("wav2lip"), device="cpu", log_dir=tmp_path / "logs") as worker:
+        worker.start()
+        with pytest.raises(LipsyncError) as bad:
+            worker.render(params)
+    assert bad.value.code == "bad_input"
+    assert "\n" not in bad.value.message and "@ 0x" not in bad.value.message
+    assert "No JPEG data found in image" in bad.value.message

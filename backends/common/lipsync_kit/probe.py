@@ -24,6 +24,9 @@ _RATE: Final = re.compile(r", (\d+) Hz")
 _LOG_TAGS: Final = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\]\s*)+")  # "[mjpeg @ 0x55…] " prefixes
 _OPEN_FAILED: Final = re.compile(r"Error opening input(?: files?)?: (.+)")
 _NO_STREAM: Final = re.compile(r"Stream map '.*' matches no streams")
+_ERRORISH: Final = re.compile(
+    r"error|invalid|\bno\b|\bnot\b|fail|cannot|could not|unsupported|missing|corrupt|truncat|overread", re.I
+)
 _STILL_CODECS: Final = (
     "png",
     "mjpeg",
@@ -79,7 +82,8 @@ def ffmpeg_reason(stderr: str) -> str:
     """The cause of an ffmpeg failure in a few words, for a message: never its whole log.
 
     ffmpeg's verdict on an input it cannot open wins ("Invalid data found when processing input"),
-    else its first error line, without the ``[decoder @ 0x…]`` tags.
+    else its first line that reads like an error (the log may hold stream dumps before it), without
+    the ``[decoder @ 0x…]`` tags.
     """
     lines = [_LOG_TAGS.sub("", line).strip() for line in stderr.splitlines()]
     lines = [line for line in lines if line]
@@ -88,7 +92,8 @@ def ffmpeg_reason(stderr: str) -> str:
             return found.group(1).rstrip(".")
         if _NO_STREAM.search(line):
             return "no such stream"
-    return lines[0].rstrip(".") if lines else "ffmpeg gave no reason"
+    errors = [line for line in lines if _ERRORISH.search(line)]
+    return (errors or lines or ["ffmpeg gave no reason"])[0].rstrip(".")
 
 
 def _rate(text: str) -> float:
