@@ -42,6 +42,7 @@ _EXIT_STATUS: Final[dict[str, int]] = {
     ErrorCode.OUTPUT_EXISTS: 73,
     ErrorCode.OUTPUT_UNWRITABLE: 73,
     ErrorCode.INTERRUPTED: 130,
+    ErrorCode.BROKEN_PIPE: 141,  # 128 + SIGPIPE, what a shell shows for a tool stopped by a closed pipe
     Outcome.JOBS_FAILED: 1,
     Outcome.CHECKS_FAILED: 1,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -17,11 +18,19 @@ from typing import Any
 
 from lipsync_kit import protocol
 from lipsync_kit.files import container_for, find_partials
-from lipsync_kit.probe import probe
 
 from .catalogue import CHECKPOINTS, Model, get_model, weight_file
+from .checks import (
+    REFERENCE_OPTIONS,
+    check_audio,
+    check_face,
+    check_face_size,
+    check_not_an_input,
+    check_reference,
+)
 from .envs import BackendEnv
 from .errors import ErrorCode, LipsyncError
+from .folders import check_folder, make_folders, remove_empty
 from .model_options import backend_options, request_fields, weight_options
 from .output import Reporter, Task
 from .weights import WeightsStore, resolve_custom
@@ -31,8 +40,7 @@ __all__ = [
     "OutputTarget",
     "RenderRequest",
     "Renderer",
-    "check_audio",
-    "check_face",
+    "check_request",
     "container_for",
     "render",
     "render_params",
@@ -78,7 +86,8 @@ class RenderRequest:
 
 
 def resolve_output(value: str, container: str | None, overwrite: bool) -> OutputTarget:
-    """Classify ``-o`` and check it can be written before any work starts."""
+    """Classify ``-o`` and check it can be written before any work starts; missing folders are made
+    later, by `render`, right before the worker writes."""
     if value == "-":
         return OutputTarget(None, container or "mp4")
     path = Path(value).expanduser().absolute()
@@ -86,7 +95,6 @@ def resolve_output(value: str, container: str | None, overwrite: bool) -> Output
         if path.suffix.lower() != ".png":
             raise LipsyncError(ErrorCode.BAD_OPTION, f"frame patterns must end in .png: {value}")
         target = OutputTarget(path, "png")
-        folder = path.parent
     else:
         fmt = container or container_for(path)
         if fmt is None:
@@ -96,44 +104,32 @@ def resolve_output(value: str, container: str | None, overwrite: bool) -> Output
                 hint="use .mp4 or .mkv, a PNG pattern such as frames/%05d.png, or - for stdout",
             )
         target = OutputTarget(path, fmt)
-        folder = path.parent
+        if path.is_dir():
+            raise LipsyncError(
+                ErrorCode.OUTPUT_UNWRITABLE,
+                f"the output {path} is a folder",
+                hint=f"name a file in it, such as {path / ('out.' + fmt)}",
+            )
         if path.exists() and not overwrite:
             raise LipsyncError(
                 ErrorCode.OUTPUT_EXISTS, f"{path} already exists", hint="pass --overwrite to replace it"
             )
-    if not folder.is_dir():
-        raise LipsyncError(ErrorCode.OUTPUT_UNWRITABLE, f"the output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise LipsyncError(ErrorCode.OUTPUT_UNWRITABLE, f"the output folder {folder} is not writable")
+    check_folder(path.parent)
     return target
 
 
-def check_face(face: Path) -> None:
-    """The portrait exists, is readable and decodes as an image or a video (``bad_input`` if not)."""
-    _check_readable(face, ErrorCode.BAD_INPUT, "image/video")
-    info = probe(face)
-    if not info.has_video:
-        raise LipsyncError(
-            ErrorCode.BAD_INPUT, f"{face} is not an image or a video ({info.error or 'no picture'})"
-        )
-
-
-def check_audio(audio: Path) -> None:
-    """The speech file exists, is readable and has a decodable audio stream (``bad_audio`` if not)."""
-    _check_readable(audio, ErrorCode.BAD_AUDIO, "audio")
-    info = probe(audio)
-    if not info.has_audio:
-        raise LipsyncError(
-            ErrorCode.BAD_AUDIO,
-            f"{audio} has no audio that ffmpeg can decode ({info.error or 'no audio stream'})",
-        )
-
-
-def _check_readable(path: Path, code: str, what: str) -> None:
-    if not path.is_file():
-        raise LipsyncError(code, f"the {what} file {path} does not exist")
-    if not os.access(path, os.R_OK):
-        raise LipsyncError(code, f"the {what} file {path} is not readable")
+def check_request(request: RenderRequest) -> None:
+    """Every check of a request's files that can run before anything heavy (see `checks`)."""
+    size = check_face(request.face)
+    check_audio(request.audio)
+    inputs = {"--image": request.face, "--audio": request.audio}
+    for option in REFERENCE_OPTIONS:
+        if (value := request.options.get(option)) is not None:
+            check_reference(Path(value), option)
+            inputs["--" + option.replace("_", "-")] = Path(value)
+    check_face_size(request.model, size, request.options)
+    if request.output.path is not None:
+        check_not_an_input(request.output.path, inputs)
 
 
 def resolve_weights(model: Model, request: RenderRequest, reporter: Reporter) -> dict[str, dict[str, str]]:
@@ -338,11 +334,14 @@ class Renderer:
 
 
 def render(request: RenderRequest, reporter: Reporter) -> dict[str, Any]:
-    """Render one clip and return the result record (the ``--json`` payload)."""
+    """Render one clip and return the result record (the ``--json`` payload).
+
+    Missing output folders are made right before the worker starts and removed again if the render fails.
+    A stream whose reader went away (``-o - | head``) fails with ``broken_pipe``.
+    """
     started = time.perf_counter()
     model = get_model(request.model)
-    check_face(request.face)
-    check_audio(request.audio)
+    check_request(request)
     timings = {"validate": time.perf_counter() - started}
 
     mark = time.perf_counter()
@@ -350,10 +349,19 @@ def render(request: RenderRequest, reporter: Reporter) -> dict[str, Any]:
     timings["env"] = time.perf_counter() - mark
 
     stream_fd = os.dup(1) if request.output.is_stream else None
+    made = make_folders(request.output.path.parent) if request.output.path is not None else []
     progress = _StageProgress(reporter)
     try:
         with Renderer(model.backend, reporter, device=request.device, stream_fd=stream_fd) as renderer:
             record = renderer.render(request, progress)
+    except LipsyncError as err:
+        remove_empty(made)
+        if stream_fd is not None and _reader_gone(stream_fd):
+            raise LipsyncError(ErrorCode.BROKEN_PIPE, "the reader of the output stream closed it") from err
+        raise
+    except BaseException:
+        remove_empty(made)
+        raise
     finally:
         progress.close()
         if stream_fd is not None:
@@ -362,3 +370,12 @@ def render(request: RenderRequest, reporter: Reporter) -> dict[str, Any]:
     timings["total"] = time.perf_counter() - started
     record["seconds"] = {k: round(v, 4) for k, v in timings.items()}
     return record
+
+
+def _reader_gone(fd: int) -> bool:
+    """Whether the pipe or socket ``fd`` writes to has no reader any more (a file never loses it)."""
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))

@@ -24,7 +24,7 @@ import httpx
 from lipsync_kit.files import find_partials, partial_path
 
 from . import __version__, paths
-from .catalogue import WeightFile
+from .catalogue import MODELS, WeightFile
 from .errors import ErrorCode, LipsyncError
 from .output import Reporter, Task
 
@@ -155,8 +155,8 @@ class WeightsStore:
             raise LipsyncError(
                 ErrorCode.WEIGHTS_MISMATCH,
                 f"{wf.name} at {self.path_for(wf)} is not the expected file: {found}",
-                hint="download it again with `lipsync weights fetch MODEL --force`, "
-                "or add a good copy with `lipsync weights import PATH`",
+                hint=f"download it again with `lipsync weights fetch {_model_of(wf)} --force`, "
+                f"or add a good copy with `lipsync weights import {_model_of(wf)} FILE`",
             )
         return state == "ok"
 
@@ -391,10 +391,17 @@ def _describe(err: Exception) -> str:
     return text if len(text) <= 120 else text[:117] + "…"
 
 
+def _model_of(wf: WeightFile) -> str:
+    """A model that uses the file, for the commands hints name (``lipsync weights import MODEL FILE``)."""
+    return next(
+        (m.name for m in MODELS.values() if any(wf.name in role.choices for role in m.roles)), "MODEL"
+    )
+
+
 def _manual_hint(wf: WeightFile) -> str:
     where = f" (by hand: {wf.manual})" if wf.manual else ""
     return (
-        f"download {wf.name}{where} and add it with `lipsync weights import PATH`, "
+        f"download {wf.name}{where} and add it with `lipsync weights import {_model_of(wf)} FILE`, "
         f"or set {MIRROR_ENV} to a mirror that serves it"
     )
 

@@ -92,11 +92,12 @@ def test_audio_shorter_than_one_mel_window(render_wav2lip, face_image, out_dir: 
     assert _leftovers(out_dir) == []
 
 
-def test_missing_output_folder(render_wav2lip, face_image, speech_wav, tmp_path: Path) -> None:
+def test_output_folder_under_a_file(render_wav2lip, face_image, speech_wav, tmp_path: Path) -> None:
+    (tmp_path / "no").write_text("a file where a folder should be")
     target = tmp_path / "no" / "such" / "out.mp4"
     code, status, _ = _error(render_wav2lip(face_image, speech_wav, target, "--json"))
     assert (code, status) == ("output_unwritable", 73)
-    assert not target.parent.exists()
+    assert (tmp_path / "no").read_text() == "a file where a folder should be"
 
 
 def test_existing_output_needs_overwrite(render_wav2lip, face_image, speech_wav, out_dir: Path) -> None:

@@ -335,7 +335,7 @@ def test_offline_mode_never_downloads(
     assert err.code == ErrorCode.WEIGHTS_MISSING
     assert str(store.path_for(wf)) in err.message
     hint = err.hint or ""
-    assert wf.urls[0] in hint and wf.manual in hint and "lipsync weights import PATH" in hint
+    assert wf.urls[0] in hint and wf.manual in hint and "`lipsync weights import MODEL FILE`" in hint
     assert server.requests == []
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -20,6 +21,7 @@ import numpy as np
 
 from ._ffmpeg import base_argv, file_arg, stderr_tail
 from .errors import BackendError
+from .probe import ffmpeg_reason
 from .protocol import ErrorCode
 
 __all__ = [
@@ -92,7 +94,9 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
         if "matches no streams" in said:
             message = f"no audio stream in {src}"
         else:
-            message = f"cannot decode audio from {src} (ffmpeg exit status {proc.returncode}):\n{said}"
+            print(said, file=sys.stderr)  # the whole story goes to the worker's log
+            reason = ffmpeg_reason(said)
+            message = f"cannot decode audio from {src} ({reason}; ffmpeg exit status {proc.returncode})"
         raise BackendError(ErrorCode.BAD_AUDIO, message, BAD_AUDIO_HINT)
     samples = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)  # a writable, native-order copy
     if samples.size == 0:

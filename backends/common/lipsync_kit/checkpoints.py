@@ -10,10 +10,12 @@ are read with the safetensors package when it is installed. Containers written b
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +33,10 @@ CONTAINER_KEYS: Final = ("state_dict", "model")  # where training scripts nest t
 STRIPPED_PREFIXES: Final = ("module.",)  # added by nn.DataParallel / DistributedDataParallel
 _UNSAFE_GLOBAL: Final = re.compile(r"Unsupported global: GLOBAL (\S+)")
 _LISTED_KEYS: Final = 5  # how many offending keys an error message names
+_REASON_CHARS: Final = 200  # at most this much of a loader's own reason goes into a message
+_NOT_WEIGHTS_HINT: Final = (
+    "pass a checkpoint file of model weights (a state dict saved with torch.save, or .safetensors)"
+)
 
 _CORRUPT_HINT: Final = "the file is probably truncated or corrupt; delete it and download or import it again"
 
@@ -46,11 +52,46 @@ def _listed(keys: Iterable[str]) -> str:
     return shown + (f" and {len(items) - _LISTED_KEYS} more" if len(items) > _LISTED_KEYS else "")
 
 
+def _reason(err: BaseException) -> str:
+    """The first sentence of a loader's error, whole (never cut mid-word), without the advice that follows."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    sentence = re.split(r"(?<=[a-z0-9)])\. ", text, maxsplit=1)[0].rstrip(".")
+    if len(sentence) > _REASON_CHARS:
+        sentence = sentence[:_REASON_CHARS].rsplit(" ", 1)[0] + " …"
+    return sentence
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads plain data only (lists, dicts, numbers, strings): any class or persistent id is refused, so
+    nothing in the file can run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("refused persistent id")
+
+
+def _plain_pickle_type(path: Path) -> str | None:
+    """The type of a plain (non-PyTorch) pickle's object, e.g. ``list``; None if it is not plain data."""
+    if zipfile.is_zipfile(path):
+        return None
+    try:
+        with path.open("rb") as stream:
+            obj = _PlainUnpickler(stream).load()
+    except Exception:
+        return None
+    legacy = getattr(torch.serialization, "MAGIC_NUMBER", None)  # the first pickle of a pre-1.6 torch.save
+    return None if legacy is not None and obj == legacy else type(obj).__name__
+
+
 def _torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         text = str(err)
+        if (kind := _plain_pickle_type(path)) is not None:
+            raise _bad(f"{path}: a pickle of {kind}, not a state dict", _NOT_WEIGHTS_HINT) from err
         if "Weights only load failed" in text:
             # Name the offending global but not torch's advice to retry with weights_only=False.
             found = _UNSAFE_GLOBAL.search(text)
@@ -61,7 +102,12 @@ def _torch_load(path: Path) -> object:
                 "use the official weights from the catalogue, or re-save this checkpoint as a plain state"
                 " dict (or .safetensors) in an environment you trust",
             ) from err
-        raise _bad(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {text[:200]})") from err
+        if "zip archive" in text:  # torch.save writes zip files; a cut-off one has no central directory
+            what = f"the file is truncated or damaged ({_reason(err)})"
+            raise _bad(f"{path}: not a readable PyTorch checkpoint: {what}.") from err
+        raise _bad(
+            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {_reason(err)})."
+        ) from err
 
 
 def _safetensors_load(path: Path) -> object:
@@ -73,7 +119,9 @@ def _safetensors_load(path: Path) -> object:
     try:
         return _load_safetensors(path, device="cpu")
     except Exception as err:
-        raise _bad(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
+        raise _bad(
+            f"{path}: not a readable safetensors file ({type(err).__name__}: {_reason(err)})."
+        ) from err
 
 
 def _unwrap(obj: object) -> object:
@@ -117,10 +165,8 @@ def load_state_dict_file(path: str | os.PathLike[str], *, section: str | None = 
     else:
         state = _unwrap(raw)
     if not isinstance(state, Mapping) or not state:
-        raise _bad(
-            f"{path}: not a state dict (found {type(state).__name__})",
-            "pass a checkpoint file of model weights",
-        )
+        found = "an empty dict" if isinstance(state, Mapping) else f"a {type(state).__name__}"
+        raise _bad(f"{path}: holds {found}, not a state dict", _NOT_WEIGHTS_HINT)
     stray = [repr(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if stray:
         raise _bad(

@@ -7,6 +7,7 @@ same parser the video reader uses.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,14 @@ from typing import Final
 
 from ._ffmpeg import ffmpeg_exe, file_arg, parse_input
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "probe"]
+__all__ = ["MediaInfo", "ffmpeg_exe", "ffmpeg_reason", "probe"]
 
+_LOG_TAGS: Final = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\]\s*)+")  # "[mjpeg @ 0x55…] " prefixes
+_OPEN_FAILED: Final = re.compile(r"Error opening input(?: files?)?: (.+)")
+_NO_STREAM: Final = re.compile(r"Stream map '.*' matches no streams")
+_ERRORISH: Final = re.compile(
+    r"error|invalid|\bno\b|\bnot\b|fail|cannot|could not|unsupported|missing|corrupt|truncat|overread", re.I
+)
 _STILL_CODECS: Final = (
     "png",
     "mjpeg",
@@ -43,7 +50,7 @@ class MediaInfo:
     fps: float | None  # "fps" (else "tbr") as printed, NTSC rates made exact (29.97 -> 30000/1001)
     audio_codec: str | None
     sample_rate: int | None
-    error: str | None  # ffmpeg's last line when it could not open the file
+    error: str | None  # why ffmpeg could not open the file (`ffmpeg_reason`)
 
     @property
     def has_video(self) -> bool:
@@ -57,6 +64,24 @@ class MediaInfo:
     def looks_still(self) -> bool:
         """A single-picture codec (PNG, JPEG …), as opposed to a video stream."""
         return self.video_codec is not None and self.video_codec.startswith(_STILL_CODECS)
+
+
+def ffmpeg_reason(stderr: str) -> str:
+    """The cause of an ffmpeg failure in a few words, for a message: never its whole log.
+
+    ffmpeg's verdict on an input it cannot open wins ("Invalid data found when processing input"),
+    else its first line that reads like an error (the log may hold stream dumps before it), without
+    the ``[decoder @ 0x…]`` tags.
+    """
+    lines = [_LOG_TAGS.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if found := _OPEN_FAILED.search(line):
+            return found.group(1).rstrip(".")
+        if _NO_STREAM.search(line):
+            return "no such stream"
+    errors = [line for line in lines if _ERRORISH.search(line)]
+    return (errors or lines or ["ffmpeg gave no reason"])[0].rstrip(".")
 
 
 def probe(path: Path) -> MediaInfo:
@@ -74,8 +99,7 @@ def probe(path: Path) -> MediaInfo:
     video, audio = dump.first("video"), dump.first("audio")
     error = None
     if video is None and audio is None:
-        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        error = lines[-1] if lines else "ffmpeg could not read the file"
+        error = ffmpeg_reason(proc.stderr)
     width, height = video.size if video is not None and video.size is not None else (None, None)
     return MediaInfo(
         path=path,

@@ -61,6 +61,7 @@ class ErrorCode:
     RAY_UNAVAILABLE: Final = "ray_unavailable"  # host only: --ray without the ray extra, or no cluster
     PROTOCOL: Final = "protocol"  # a peer spoke something that is not this protocol
     INTERRUPTED: Final = "interrupted"
+    BROKEN_PIPE: Final = "broken_pipe"  # host only: the reader of ``-o -`` closed the pipe (``| head``)
     INTERNAL: Final = "internal"
 
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import numpy as np
 from ._ffmpeg import base_argv, decode_facts, file_arg, read_tail, stderr_tail
 from .errors import BackendError
 from .files import container_for, partial_path
+from .probe import ffmpeg_reason
 from .protocol import ErrorCode
 
 __all__ = [
@@ -110,9 +112,10 @@ def _probe_video(src: Path) -> tuple[str, float | None, int, int]:
             ErrorCode.BAD_INPUT, f"{src} has no picture ({kinds} streams only)", BAD_INPUT_HINT
         )
     if facts.container is None or facts.returncode != 0 or facts.size is None:
+        print(stderr_tail(facts.stderr), file=sys.stderr)  # the whole story goes to the worker's log
         raise BackendError(
             ErrorCode.BAD_INPUT,
-            f"{src} is not an image or a video ffmpeg can decode:\n{stderr_tail(facts.stderr)}",
+            f"{src} is not an image or a video ffmpeg can decode ({ffmpeg_reason(facts.stderr)})",
             BAD_INPUT_HINT,
         )
     if facts.container == "tty":  # ffmpeg would render a text file as ANSI art
@@ -172,10 +175,11 @@ def _read_video(src: Path, max_frames: int | None) -> Visual:
             proc.stdout.close()
         if returncode != 0 or not frames:
             said = read_tail(stderr)
+            print(said, file=sys.stderr)  # the whole story goes to the worker's log
             raise BackendError(
                 ErrorCode.BAD_INPUT,
-                f"cannot decode the video frames of {src} (ffmpeg exit status {returncode}, "
-                f"{len(frames)} frames):\n{said}",
+                f"cannot decode the video frames of {src} ({ffmpeg_reason(said)}; ffmpeg exit status "
+                f"{returncode} after {len(frames)} frames)",
                 BAD_INPUT_HINT,
             )
     is_still = len(frames) == 1 and (container in IMAGE_DEMUXERS or container.endswith("_pipe"))

@@ -3,24 +3,34 @@
 Stdout belongs to the protocol alone. At start the real stdout is kept for protocol lines and
 file descriptor 1 is pointed at stderr, so whatever a library (or a child process such as
 ffmpeg) prints can never corrupt the protocol stream.
+
+A worker never outlives its host: on Linux the kernel sends it SIGTERM when the host dies
+(``PR_SET_PDEATHSIG``), and anywhere the end of stdin in the middle of a render (the host closed
+its end, or died) stops that render. SIGTERM unwinds the render, so the video writer kills its
+ffmpeg and removes the partial output before the worker exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import os
+import queue
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final, Protocol
 
 from . import protocol
 from .errors import BackendError
 from .protocol import ErrorCode
 
 __all__ = ["Backend", "Reporter", "serve"]
+
+_PR_SET_PDEATHSIG: Final = 1  # from <linux/prctl.h>
 
 
 class Reporter:
@@ -75,9 +85,57 @@ def _error_from_exception(err: BaseException, request_id: str | None) -> protoco
     return protocol.Error(code=ErrorCode.INTERNAL, message=f"{type(err).__name__}: {err}", id=request_id)
 
 
+class _Stopped(SystemExit):
+    """SIGTERM: unwinds the render in progress, so open output writers kill ffmpeg and remove partials."""
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
-    # Unwinding (instead of dying) lets open output writers remove their partial files.
-    raise SystemExit(128 + signum)
+    raise _Stopped(128 + signum)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM when the process that started this one dies.
+
+    The signal comes when the parent *thread* ends; the host starts workers from threads that
+    outlive them. Elsewhere (and if prctl is missing) the end of stdin does the job.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError) as err:
+        print(f"cannot ask for a parent-death signal: {err!r}", file=sys.stderr)
+        return
+    if os.getppid() != parent:  # the host died before prctl took effect
+        raise _Stopped(128 + signal.SIGTERM)
+
+
+class _Requests:
+    """Lines from stdin, read by a thread so that the end of input is seen even while a render runs.
+
+    The main thread takes lines with `get`; at the end of input it gets None. If a render is running
+    then, the host is gone: the worker sends itself SIGTERM, which stops the render.
+    """
+
+    def __init__(self) -> None:
+        self.rendering = threading.Event()
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        threading.Thread(target=self._read, name="stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in sys.stdin:
+                self._lines.put(line)
+        finally:
+            self._lines.put(None)
+            if self.rendering.is_set():
+                print("stdin closed during a render: the host is gone; stopping", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    def get(self) -> str | None:
+        return self._lines.get()
 
 
 def _warm_up(device: str) -> None:
@@ -93,13 +151,25 @@ def _warm_up(device: str) -> None:
 
 
 def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None) -> int:
-    """Run the worker loop until ``shutdown`` or end of input. Returns the process exit status."""
+    """Run the worker loop until ``shutdown`` or end of input. Returns the process exit status.
+
+    SIGTERM ends the process as soon as the render in progress has unwound (its partial output removed):
+    the interpreter's own shutdown, seconds with torch loaded, is skipped.
+    """
     parser = argparse.ArgumentParser(description="lipsync backend worker (speaks JSON lines)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     args = parser.parse_args(argv)
-
-    out = _take_stdout()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _serve(make_backend, args.device)
+    except _Stopped as stop:
+        sys.stderr.flush()
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
+
+
+def _serve(make_backend: Callable[[str], Backend], device: str) -> int:
+    _die_with_parent()
+    out = _take_stdout()
     lock = threading.Lock()
 
     def send(message: protocol.Message) -> None:
@@ -109,7 +179,9 @@ def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None)
             out.flush()
 
     try:
-        backend = make_backend(args.device)
+        backend = make_backend(device)
+    except _Stopped:
+        raise
     except BaseException as err:
         send(_error_from_exception(err, None))
         return 1
@@ -124,7 +196,8 @@ def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None)
     )
     threading.Thread(target=_warm_up, args=(backend.device,), daemon=True).start()
 
-    for line in sys.stdin:
+    requests = _Requests()
+    while (line := requests.get()) is not None:
         if not line.strip():
             continue
         try:
@@ -137,12 +210,15 @@ def serve(make_backend: Callable[[str], Backend], argv: list[str] | None = None)
         if isinstance(request, protocol.Ping):
             send(protocol.Pong(id=request.id))
         elif isinstance(request, protocol.Render):
+            requests.rendering.set()
             try:
                 output, stats = backend.render(request.params, Reporter(send, request.id))
             except Exception as err:
                 send(_error_from_exception(err, request.id))
             else:
                 send(protocol.Result(id=request.id, output=output, stats=stats))
+            finally:
+                requests.rendering.clear()
         else:
             send(protocol.Error(code=ErrorCode.PROTOCOL, message=f"unexpected request {request.type!r}"))
     return 0

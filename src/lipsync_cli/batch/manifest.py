@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..catalogue import MODELS, get_model
+from ..checks import REFERENCE_OPTIONS, check_audio, check_face, check_face_size, check_reference
 from ..errors import ErrorCode, LipsyncError
 from ..model_options import absolute_paths, option_specs, resolve_options
-from ..render import OutputTarget, RenderRequest, check_audio, check_face, container_for
+from ..render import OutputTarget, RenderRequest, container_for
 
 __all__ = [
     "Defaults",
@@ -121,7 +122,7 @@ def parse_manifest(lines: Iterable[str], base_dir: Path, defaults: Defaults) -> 
     """Every non-blank line as a `Job` or a `LineError`, in manifest order (no file is opened yet)."""
     entries: list[Job | LineError] = []
     first_line_of_id: dict[str, int] = {}
-    first_line_of_output: dict[Path, int] = {}
+    first_line_of_output: dict[Path, int] = {}  # resolved: out/../out/a.mp4 is out/a.mp4
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
@@ -136,12 +137,13 @@ def parse_manifest(lines: Iterable[str], base_dir: Path, defaults: Defaults) -> 
                     ErrorCode.BAD_INPUT, f"duplicate id {job.id!r} (first on line {first_line_of_id[job.id]})"
                 )
             first_line_of_id[job.id] = number
-            if job.output in first_line_of_output:
+            written = job.output.resolve()
+            if written in first_line_of_output:
                 raise LipsyncError(
                     ErrorCode.BAD_OPTION,
-                    f"output {job.output} is also written by line {first_line_of_output[job.output]}",
+                    f"output {job.output} is also written by line {first_line_of_output[written]}",
                 )
-            first_line_of_output[job.output] = number
+            first_line_of_output[written] = number
             entries.append(job)
         except json.JSONDecodeError as err:
             entries.append(
@@ -149,30 +151,71 @@ def parse_manifest(lines: Iterable[str], base_dir: Path, defaults: Defaults) -> 
             )
         except LipsyncError as err:
             entries.append(_line_error(number, body, err, defaults.model))
-    return entries
+    return _outputs_not_inputs(entries)
+
+
+def _inputs(job: Job) -> dict[str, Path]:
+    """The files a job reads, by what they are: image, audio and reference videos."""
+    found = {"image": job.request.face, "audio": job.request.audio}
+    for option in REFERENCE_OPTIONS:
+        if (value := job.request.options.get(option)) is not None:
+            found[option] = Path(value)
+    return found
+
+
+def _outputs_not_inputs(entries: list[Job | LineError]) -> list[Job | LineError]:
+    """A job whose output is a file any line reads fails: rendering it would replace that input."""
+    read_by: dict[Path, tuple[int, str]] = {}
+    for entry in entries:
+        if isinstance(entry, Job):
+            for what, path in _inputs(entry).items():
+                read_by.setdefault(path.resolve(), (entry.line, what))
+    checked: list[Job | LineError] = []
+    for entry in entries:
+        if isinstance(entry, Job) and (reader := read_by.get(entry.output.resolve())) is not None:
+            line, what = reader
+            owner = "its own" if line == entry.line else f"line {line}'s"
+            entry = LineError(
+                entry.line,
+                entry.id,
+                ErrorCode.BAD_OPTION,
+                f"line {entry.line}: output {entry.output} is {owner} {what} input",
+                None,
+                entry.model,
+                entry.output,
+            )
+        checked.append(entry)
+    return checked
 
 
 def check_inputs(entries: list[Job | LineError]) -> list[Job | LineError]:
-    """Jobs whose image or audio is missing or does not decode become `LineError`s (each file probed once)."""
+    """Jobs whose image, audio or reference video is missing or does not decode, or whose picture is too
+    small to find a face in, become `LineError`s (each file is checked once, however many lines use it)."""
     jobs = [e for e in entries if isinstance(e, Job)]
-    checks = [(check_face, job.request.face) for job in jobs] + [
-        (check_audio, job.request.audio) for job in jobs
-    ]
-    unique = list(dict.fromkeys(checks))
+    unique = list(dict.fromkeys(check for job in jobs for check in _file_checks(job)))
     with ThreadPoolExecutor(_PROBE_THREADS) as pool:
         outcomes = dict(zip(unique, pool.map(_outcome, unique), strict=True))
     checked: list[Job | LineError] = []
     for entry in entries:
         if isinstance(entry, Job):
-            req = entry.request
-            err = outcomes[(check_face, req.face)] or outcomes[(check_audio, req.audio)]
-            if err is not None:
+            err = next((e for c in _file_checks(entry) if isinstance(e := outcomes[c], LipsyncError)), None)
+            if err is None:
+                size = outcomes[("face", entry.request.face)]
+                assert isinstance(size, tuple)
+                err = _outcome(("size", (entry.request.model, size, entry.request.options)))
+            if isinstance(err, LipsyncError):
                 message = f"line {entry.line}: {err.message}"
                 entry = LineError(
                     entry.line, entry.id, err.code, message, err.hint, entry.model, entry.output
                 )
         checked.append(entry)
     return checked
+
+
+def _file_checks(job: Job) -> list[tuple[str, Path]]:
+    """(check, file) pairs of a job, in the order their errors are reported."""
+    checks = [("face", job.request.face), ("audio", job.request.audio)]
+    return checks + [(option, path) for option, path in _inputs(job).items() if option in REFERENCE_OPTIONS]
 
 
 # ------------------------------------------------------------------------------------- one line
@@ -270,13 +313,19 @@ def _line_error(number: int, body: Any, err: LipsyncError, default_model: str | 
     return LineError(number, job_id, err.code, f"line {number}: {err.message}", err.hint, model)
 
 
-def _outcome(check: tuple[Any, Path]) -> LipsyncError | None:
-    function, path = check
+def _outcome(check: tuple[str, Any]) -> Any:
+    """The result of one check (the picture's size for ``face``), or the `LipsyncError` it raised."""
+    kind, value = check
     try:
-        function(path)
+        if kind == "face":
+            return check_face(value)
+        if kind == "audio":
+            return check_audio(value)
+        if kind == "size":
+            return check_face_size(*value)
+        return check_reference(value, kind)
     except LipsyncError as err:
         return err
-    return None
 
 
 def with_overwrite(job: Job) -> Job:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 
@@ -52,11 +53,26 @@ def report_error(err: LipsyncError, *, json_mode: bool) -> int:
     return exit_status(err.code)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _quiet_broken_pipe() -> None:
+    """Exit as a Unix tool whose reader went away: nothing printed, status 141 (128 + SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush into the closed pipe at exit
+    sys.exit(exit_status(ErrorCode.BROKEN_PIPE))
+
+
 def main() -> None:
     json_mode = "--json" in sys.argv[1:]
+    # SIGTERM (kill, a scheduler, a container stop) stops the work as Ctrl-C does: no partial output.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         status = app(standalone_mode=False)
     except LipsyncError as err:
+        if err.code == ErrorCode.BROKEN_PIPE:
+            _quiet_broken_pipe()
         sys.exit(report_error(err, json_mode=json_mode))
     except KeyboardInterrupt:
         sys.exit(report_error(LipsyncError(ErrorCode.INTERRUPTED, "interrupted"), json_mode=json_mode))

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..catalogue import available_models, get_model
+from ..checks import check_device
 
 
 def _model(value: str) -> str:
@@ -21,6 +22,6 @@ ModelOpt = Annotated[
     ),
 ]
 ModelArg = Annotated[str, typer.Argument(callback=_model, help="Model name (see `lipsync models`).")]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+DeviceOpt = Annotated[str, typer.Option(callback=check_device, help="auto, cpu, cuda, cuda:N or mps.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON result object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
