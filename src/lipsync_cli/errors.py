@@ -11,7 +11,6 @@ __all__ = ["SERVE_UNAVAILABLE", "ErrorCode", "LipsyncError", "Outcome", "exit_st
 SERVE_UNAVAILABLE: Final = "serve_unavailable"  # host only: lipsync serve without the serve extra
 
 
-
 class Outcome:
     """Ends of a command that are not one error, with their own exit statuses."""
 

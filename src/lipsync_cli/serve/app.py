@@ -271,20 +271,33 @@ async def _json_submission(request: Request, config: ServeConfig) -> Any:
     return await run_in_threadpool(check_submission, fields, face, audio, config, uploaded=False)
 
 
+def _sse(kind: str, job: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(job)}\n\n".encode()
+
+
 async def _event_stream(svc: Service, job_id: str, request: Request) -> AsyncIterator[bytes]:
-    last: tuple[Any, ...] | None = None
-    idle = 0.0
+    """Every step of the job in order (``job`` events), then ``end`` with the final job.
+
+    The store is read before the steps: a job that has ended has all its steps in the hub by then.
+    """
+    seq, idle, first = 0, 0.0, True
     while True:
         job = await run_in_threadpool(svc.view, job_id)
         if job is None:
             return
-        key = (job["status"], job["seq"])
-        if key != last:
-            last, idle = key, 0.0
-            kind = "end" if job["status"] in FINISHED else "job"
-            yield f"event: {kind}\ndata: {json.dumps(job)}\n\n".encode()
-            if kind == "end":
-                return
+        steps = svc.hub.since(job_id, seq)
+        for step in steps:
+            seq = step.seq
+            yield _sse("job", {**job, "status": step.status, "progress": step.progress,
+                               "worker_pid": step.worker_pid, "seq": step.seq})  # fmt: skip
+        if first and not steps:
+            yield _sse("job", job)
+        first = False
+        if job["status"] in FINISHED:
+            yield _sse("end", job)
+            return
+        if steps:
+            idle = 0.0
         elif idle >= _KEEPALIVE_S:
             idle = 0.0
             yield b": keep-alive\n\n"

@@ -11,6 +11,7 @@ import hmac
 import json
 from http.cookies import SimpleCookie
 from typing import Any, Final
+from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,7 +38,7 @@ def presented_token(headers: dict[bytes, bytes]) -> str | None:
         except Exception:  # a malformed cookie header carries no token
             return None
         if COOKIE in cookies:
-            return cookies[COOKIE].value
+            return unquote(cookies[COOKIE].value)
     return None
 
 

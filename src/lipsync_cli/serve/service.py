@@ -54,6 +54,9 @@ class Service:
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(config.database)
         self.recovered = self.store.recover()
+        for job_id in self.recovered:  # whatever a stopped render left is not an output
+            for leftover in (config.jobs_dir / job_id).glob("*output.*"):
+                leftover.unlink(missing_ok=True)
         self.hub = Hub()
         self.lanes: dict[str, Lane] = {}
         self.draining = False
@@ -103,7 +106,7 @@ class Service:
         """Render one job in a slot's thread; every outcome lands in the store."""
         row = self.store.get(job_id)
         if row is None or not self.store.started(job_id):  # cancelled or interrupted while queued
-            self.hub.drop(job_id)
+            self.hub.ended(job_id)
             return
         self.hub.update(job_id, status="running")
         spec = JobSpec(**row["request"])
@@ -151,7 +154,7 @@ class Service:
             if not self.store.finish(job_id, "ok", result=record):  # cancelled as it ended
                 output.unlink(missing_ok=True)
         finally:
-            self.hub.drop(job_id)
+            self.hub.ended(job_id)
             self._discard_inputs(job_id, spec)
 
     def _discard_inputs(self, job_id: str, spec: JobSpec) -> None:
@@ -166,7 +169,7 @@ class Service:
         if row["status"] == "queued":
             err = LipsyncError(ErrorCode.INTERRUPTED, "cancelled before it started")
             if self.store.finish(job_id, "cancelled", error=error_body(err)):
-                self.hub.drop(job_id)
+                self.hub.ended(job_id)
                 self._discard_inputs(job_id, JobSpec(**row["request"]))
         elif row["status"] == "running":
             for lane in list(self.lanes.values()):
@@ -261,7 +264,7 @@ class Service:
         err = error_body(LipsyncError(ErrorCode.INTERRUPTED, "the server shut down before the job started"))
         for row in self.store.recent(limit=-1, status="queued"):
             if self.store.finish(row["id"], "interrupted", error=err):
-                self.hub.drop(row["id"])
+                self.hub.ended(row["id"])
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Let running jobs finish for up to ``timeout`` s, interrupt the rest, stop every worker."""

@@ -7,7 +7,6 @@ caller removes the folder. What a file is gets decided later by decoding it, nev
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,6 @@ __all__ = ["FILE_FIELDS", "Form", "TooLarge", "read_form"]
 FILE_FIELDS: Final = ("image", "audio")
 _MAX_FIELD_BYTES: Final = 64 * 1024
 _MAX_PARTS: Final = 16
-_SUFFIX: Final = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 
 
 class TooLarge(Exception):
@@ -73,8 +71,7 @@ class _Collector:
         if self._name in FILE_FIELDS:
             if self._name in self.form.files:
                 raise _bad(f"two {self._name!r} files")
-            suffix = _SUFFIX.search(filename.decode("utf-8", "replace")) if filename else None
-            path = self.folder / f"{self._name}{suffix.group(0).lower() if suffix else ''}"
+            path = self.folder / self._name  # no suffix: ffmpeg must tell the type from the bytes
             self._file = open(path, "xb")  # noqa: SIM115 - closed in on_part_end or by `read_form`
             self.form.files[self._name] = path
             self.form.sizes[self._name] = 0
