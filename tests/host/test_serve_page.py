@@ -97,12 +97,17 @@ def test_the_page_renders_a_clip_and_shows_errors(
         assert not browser.find_element(By.ID, "error").is_displayed(), browser.find_element(
             By.ID, "error"
         ).text
+        browser.set_script_timeout(30)
         duration = browser.execute_async_script(
             """
             const done = arguments[arguments.length - 1];
             const video = document.getElementById("video");
+            const played = () => done({duration: video.duration, time: video.currentTime});
             const report = () => video.play().then(
-                () => setTimeout(() => done({duration: video.duration, time: video.currentTime}), 300),
+                () => {
+                    video.addEventListener("timeupdate", () => { if (video.currentTime > 0) played(); });
+                    setTimeout(played, 10000);
+                },
                 (err) => done({error: String(err), duration: video.duration}));
             if (video.readyState >= 1) report(); else video.addEventListener("loadedmetadata", report);
             video.addEventListener("error", () => done({error: "media error " + video.error.code}));
