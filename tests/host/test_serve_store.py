@@ -9,6 +9,7 @@ import pytest
 
 from lipsync_cli.errors import LipsyncError
 from lipsync_cli.serve.config import ServeConfig, is_loopback
+from lipsync_cli.serve.service import Service
 from lipsync_cli.serve.store import JobStore
 
 
@@ -51,3 +52,20 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
         ServeConfig(host="0.0.0.0", home=tmp_path)
     assert refused.value.code == "bad_option"
     assert ServeConfig(host="0.0.0.0", token="t", home=tmp_path).token == "t"
+
+
+def test_pruning_keeps_the_job_folders_under_the_storage_limit(tmp_path: Path) -> None:
+    config = ServeConfig(home=tmp_path / "serve", max_storage_bytes=2500)
+    service = Service(config)
+    for _ in range(4):
+        job_id, folder = service.new_job_dir()
+        (folder / "output.mp4").write_bytes(b"x" * 1000)
+        service.store.add(job_id, "wav2lip", {})
+        service.store.finish(job_id, "ok", result={})
+        time.sleep(0.01)
+    newest = [job["id"] for job in service.store.recent()]
+    gone = service.prune()
+    assert sorted(gone) == sorted(newest[2:])  # the two oldest go; 2000 bytes stay
+    assert sorted(p.name for p in config.jobs_dir.iterdir()) == sorted(newest[:2])
+    assert [job["id"] for job in service.store.recent()] == newest[:2]
+    service.shutdown(timeout=0)

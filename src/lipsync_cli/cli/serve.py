@@ -47,6 +47,9 @@ def serve(
         float, typer.Option(metavar="HOURS", help="Prune finished jobs and their files after this long.")
     ] = 24.0 * 7,
     max_jobs: Annotated[int, typer.Option(help="Keep at most this many finished jobs.")] = 1000,
+    max_storage_gb: Annotated[
+        float, typer.Option(metavar="GIB", help="Prune the oldest finished jobs past this much disk.")
+    ] = 20.0,
     drain_timeout: Annotated[
         float,
         typer.Option(metavar="SECONDS", help="On SIGTERM, how long running jobs may finish."),
@@ -73,6 +76,7 @@ def serve(
         allow_paths=tuple(p.expanduser().resolve() for p in allow_paths or ()),
         keep_hours=keep_hours,
         max_jobs=max_jobs,
+        max_storage_bytes=int(max_storage_gb * 1024 * _MIB),
         drain_timeout_s=drain_timeout,
     )
     os.environ.pop("LIPSYNC_TOKEN", None)  # never handed on to worker processes

@@ -39,6 +39,7 @@ class ServeConfig:
     allow_paths: tuple[Path, ...] = ()  # folders whose files a submission may name instead of uploading
     keep_hours: float = 24.0 * 7  # finished jobs and their files older than this are pruned
     max_jobs: int = 1000  # at most this many finished jobs are kept (the oldest go first)
+    max_storage_bytes: int = 20 * 1024 * MIB  # the job folders together (the oldest finished go first)
     drain_timeout_s: float = 60.0  # SIGTERM: how long running jobs may finish before they are interrupted
     home: Path = field(default_factory=lambda: paths.home() / "serve")
 

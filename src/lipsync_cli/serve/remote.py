@@ -33,7 +33,7 @@ def connect(url: str, reporter: Reporter) -> ServerClient | None:
     if client.available():
         return client
     client.close()
-    reporter.info(f"no lipsync server answers at {url}; rendering here")
+    reporter.warn(f"no lipsync server answers at {url}; rendering here")
     return None
 
 

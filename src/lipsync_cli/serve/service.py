@@ -24,7 +24,7 @@ from ..render import OutputTarget, RenderRequest
 from .config import ServeConfig
 from .hub import Hub
 from .pool import Lane, Slot
-from .store import ACTIVE, JobStore
+from .store import ACTIVE, FINISHED, JobStore
 
 __all__ = ["JobSpec", "Service"]
 
@@ -243,10 +243,11 @@ class Service:
             self.prune()
 
     def prune(self) -> list[str]:
-        """Delete finished jobs (rows and folders) past the age or count limits."""
+        """Delete finished jobs (rows and folders) past the age, count or storage limits."""
         self._last_prune = time.monotonic()
         cutoff = time.time() - self.config.keep_hours * 3600
         gone = self.store.prunable(cutoff, self.config.max_jobs)
+        gone += self._over_storage(set(gone))
         for job_id in gone:
             shutil.rmtree(self.config.jobs_dir / job_id, ignore_errors=True)
         self.store.delete(gone)
@@ -255,6 +256,19 @@ class Service:
             if folder.name not in known and time.time() - folder.stat().st_mtime > 3600:
                 shutil.rmtree(folder, ignore_errors=True)
         return gone
+
+    def _over_storage(self, going: set[str]) -> list[str]:
+        """The oldest finished jobs to delete so that the job folders fit ``max_storage_bytes``."""
+        sizes = {folder.name: _size(folder) for folder in self.config.jobs_dir.iterdir()}
+        total = sum(size for name, size in sizes.items() if name not in going)
+        extra: list[str] = []
+        for row in reversed(self.store.recent(limit=-1)):  # oldest first
+            if total <= self.config.max_storage_bytes:
+                break
+            if row["status"] in FINISHED and row["id"] not in going:
+                extra.append(row["id"])
+                total -= sizes.get(row["id"], 0)
+        return extra
 
     def begin_drain(self) -> None:
         """SIGTERM: take no new jobs; the queued ones become ``interrupted``."""
@@ -277,3 +291,7 @@ class Service:
         for lane in self.lanes.values():
             lane.stop(timeout=30)
         self.store.close()
+
+
+def _size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
