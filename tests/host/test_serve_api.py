@@ -187,6 +187,26 @@ def test_bad_submissions_are_refused_with_the_cli_codes(
     assert set((server.home / "serve" / "jobs").iterdir()) == before  # nothing kept of a refused upload
 
 
+def test_an_upload_without_a_length_is_stopped_at_the_limit(http, server) -> None:
+    """A chunked body (no Content-Length) is counted as it streams to disk and cut off at the limit."""
+    boundary = "lipsync-test-boundary"
+    before = set((server.home / "serve" / "jobs").iterdir())
+
+    def body() -> Iterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwav2lip\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+        ).encode()
+        for _ in range(MAX_UPLOAD_MB + 2):
+            yield b"\0" * 2**20
+
+    response = http.post(
+        "/v1/jobs", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
+    assert set((server.home / "serve" / "jobs").iterdir()) == before
+
+
 def test_an_upload_without_its_files_is_refused(http) -> None:
     response = http.post("/v1/jobs", data={"model": "wav2lip"}, files={"other": ("x", b"x")})
     assert response.status_code == 422 and response.json()["code"] == "bad_option"
