@@ -184,6 +184,9 @@ def test_bad_submissions_are_refused_with_the_cli_codes(
     assert response.status_code == status, response.text
     body = response.json()
     assert body["ok"] is False and body["code"] == code and body["message"]
+    assert str(server.home) not in body["message"]  # the uploads are named as the client sent them
+    if code in ("bad_input", "bad_audio"):
+        assert "the uploaded" in body["message"]
     assert set((server.home / "serve" / "jobs").iterdir()) == before  # nothing kept of a refused upload
 
 

@@ -186,14 +186,17 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                         ErrorCode.BAD_INPUT if "image" in missing else ErrorCode.BAD_AUDIO,
                         f"the upload has no {' and no '.join(missing)} file",
                     )
-                spec = await run_in_threadpool(
-                    check_submission,
-                    form.fields,
-                    form.files["image"],
-                    form.files["audio"],
-                    config,
-                    uploaded=True,
-                )
+                try:
+                    spec = await run_in_threadpool(
+                        check_submission,
+                        form.fields,
+                        form.files["image"],
+                        form.files["audio"],
+                        config,
+                        uploaded=True,
+                    )
+                except LipsyncError as err:
+                    raise form.public(err) from None
             job = await run_in_threadpool(svc.submit, job_id, spec)
         except LipsyncError:
             shutil.rmtree(folder, ignore_errors=True)

@@ -32,6 +32,14 @@ class Form:
     fields: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)  # field name -> file on disk
     sizes: dict[str, int] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # field name -> the client's file name
+
+    def public(self, err: LipsyncError) -> LipsyncError:
+        """``err`` with the server's paths of the uploads replaced by the names the client sent."""
+        message = err.message
+        for name, path in self.files.items():
+            message = message.replace(str(path), f"the uploaded {name} {self.names.get(name, '')!r}")
+        return LipsyncError(err.code, message, err.hint)
 
 
 class _Collector:
@@ -74,6 +82,7 @@ class _Collector:
             path = self.folder / self._name  # no suffix: ffmpeg must tell the type from the bytes
             self._file = open(path, "xb")  # noqa: SIM115 - closed in on_part_end or by `read_form`
             self.form.files[self._name] = path
+            self.form.names[self._name] = filename.decode("utf-8", "replace") if filename else ""
             self.form.sizes[self._name] = 0
         elif filename is not None:
             raise _bad(f"unexpected file field {self._name!r} (expected {', '.join(FILE_FIELDS)})")
