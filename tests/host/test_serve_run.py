@@ -7,22 +7,25 @@ the same statuses; with no server answering it renders on its own.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from batch_support import jobs_and_summary, short_speech, silent_wav, write_manifest
 from serve_support import FAST, Server, free_port
 
 pytestmark = pytest.mark.slow
 
+IDLE_S = 30  # the server stops a worker idle this long
 FLAGS = ("--fps", str(FAST["fps"]), "--box", *map(str, FAST["box"]))
 
 
 @pytest.fixture
 def server(tmp_path: Path, standin_checkpoints: dict[str, Path]) -> Iterator[Server]:
     allowed = f"--allow-paths={standin_checkpoints['generator'].parent}"
-    with Server(tmp_path / "server-home", allowed) as running:
+    with Server(tmp_path / "server-home", allowed, "--idle-timeout", str(IDLE_S)) as running:
         yield running
 
 
@@ -84,3 +87,12 @@ def test_run_through_a_server_matches_a_standalone_run(
     assert (tmp_path / "out" / "a.mp4").read_bytes() == (tmp_path / "alone.mp4").read_bytes()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4"]
     assert summary["ok"] == 1 and summary["error"] == 1
+
+    # With nothing to do, the warm worker is stopped after the idle timeout.
+    pid = jobs["a"]["worker"]["pid"]
+    assert httpx.get(server.url + "/v1/ready").json()["workers"] == {"wav2lip": 1}
+    deadline = time.monotonic() + IDLE_S + 60
+    while httpx.get(server.url + "/v1/ready").json()["workers"] != {"wav2lip": 0}:
+        assert time.monotonic() < deadline, "the idle worker was not stopped"
+        time.sleep(1)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
