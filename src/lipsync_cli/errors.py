@@ -6,8 +6,9 @@ from typing import Final
 
 from lipsync_kit.protocol import ErrorCode
 
-__all__ = ["ErrorCode", "LipsyncError", "Outcome", "exit_status"]
+__all__ = ["SERVE_UNAVAILABLE", "ErrorCode", "LipsyncError", "Outcome", "exit_status"]
 
+SERVE_UNAVAILABLE: Final = "serve_unavailable"  # host only: lipsync serve without the serve extra
 
 
 class Outcome:
@@ -34,6 +35,7 @@ _EXIT_STATUS: Final[dict[str, int]] = {
     ErrorCode.DOWNLOAD_FAILED: 69,
     ErrorCode.DEVICE_UNAVAILABLE: 69,
     ErrorCode.RAY_UNAVAILABLE: 69,
+    SERVE_UNAVAILABLE: 69,
     ErrorCode.INTERNAL: 70,
     ErrorCode.WORKER_CRASHED: 70,
     ErrorCode.PROTOCOL: 70,

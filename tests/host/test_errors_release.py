@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from batch_support import batch_argv, jobs_and_summary, write_manifest
-from media import ffmpeg, make_speech
+from media import copy_speech, ffmpeg
 
 from lipsync_cli.batch.manifest import Defaults, Job, LineError, parse_manifest
 from lipsync_cli.envs import BackendEnv
@@ -117,7 +117,7 @@ def test_a_folder_named_like_a_video_as_output_is_unwritable_not_existing(
 
 
 def test_an_input_is_never_an_output(run_cli, face_image, tmp_path: Path) -> None:
-    speech = make_speech(tmp_path / "speech.wav", "Hello.")
+    speech = copy_speech("hi", tmp_path / "speech.wav")
     talk = tmp_path / "talk.mkv"
     ffmpeg("-i", str(speech), "-c:a", "aac", str(talk))
     (tmp_path / "sub").mkdir()
@@ -296,8 +296,7 @@ def test_a_failed_run_removes_the_folders_it_made(
 
 @pytest.fixture(scope="module")
 def long_speech(tmp_path_factory) -> Path:
-    text = "This sentence is long enough to keep the renderer busy for a little while, so it can be stopped."
-    return make_speech(tmp_path_factory.mktemp("long") / "long.wav", text)
+    return copy_speech("long", tmp_path_factory.mktemp("long") / "long.wav")
 
 
 def _cli_argv(standin_checkpoints, face: Path, audio: Path, output: str | Path, *extra: str) -> list[str]:

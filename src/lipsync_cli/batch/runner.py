@@ -52,6 +52,7 @@ class BatchOptions:
     shard: Shard = field(default_factory=Shard)
     ray: str | None = None  # a Ray address ("local" for a private instance); None renders here
     check_only: bool = False  # validate and plan, render nothing
+    server: str | None = None  # the URL of a lipsync server that renders the jobs instead
 
 
 @dataclass
@@ -240,16 +241,25 @@ def run_batch(options: BatchOptions, reporter: Reporter, sink: RecordSink) -> Su
         summary.pending -= 1
         recorder.outcome(outcome)
 
+    client = None
+    if options.server is not None and options.ray is None:
+        from ..serve.remote import connect
+
+        client = connect(options.server, reporter)  # None (rendering here) when no server answers
     try:
         to_render = _triage(entries, previous, recorder)
-        if options.ray is None:
+        if options.ray is None and client is None:
             to_render = _prepare_local(to_render, reporter, recorder)
         groups = group_by_backend(to_render)
         summary.pending = len(to_render)
         if to_render:
             counts = ", ".join(f"{backend} {len(jobs)}" for backend, jobs in groups.items())
             reporter.info(f"rendering {len(to_render)} job(s): {counts}")
-        if options.ray is not None:
+        if client is not None:
+            from ..serve.remote_batch import run_remote
+
+            run_remote(client, to_render, handle)
+        elif options.ray is not None:
             from .ray_runner import run_ray
 
             run_ray(options.ray, groups, options.device, options.workers, handle, summary.worker_starts)
@@ -260,6 +270,8 @@ def run_batch(options: BatchOptions, reporter: Reporter, sink: RecordSink) -> Su
         summary.interrupted = True
     finally:
         summary.wall_seconds = time.perf_counter() - started
+        if client is not None:
+            client.close()
         if log is not None:
             log.close()
     return summary

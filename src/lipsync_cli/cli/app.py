@@ -12,7 +12,7 @@ import typer
 from .. import __version__
 from ..errors import ErrorCode, LipsyncError, exit_status
 from ..output import print_error
-from . import batch, doctor, envs, models, run, weights
+from . import batch, doctor, envs, models, run, serve, weights
 
 app = typer.Typer(
     name="lipsync",
@@ -26,6 +26,7 @@ app.command("run")(run.run)
 app.command("batch", epilog=batch.EPILOG)(batch.batch)
 app.command("models")(models.list_models)
 app.command("doctor")(doctor.doctor)
+app.command("serve")(serve.serve)
 app.add_typer(envs.app, name="env")
 app.add_typer(weights.app, name="weights")
 

@@ -17,6 +17,7 @@ from ..catalogue import available_models, get_model
 from ..errors import ErrorCode, LipsyncError, Outcome, exit_status
 from ..model_options import parse_assignment
 from ..output import Reporter, emit, make_reporter, print_table
+from ..serve.client import server_url
 from .options import DeviceOpt, QuietOpt
 
 EPILOG = (
@@ -95,6 +96,14 @@ def batch(
             help="Render on Ray: 'local' (a private instance), 'auto' or HOST:PORT (a running cluster).",
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Submit the jobs to the lipsync server at URL (lipsync serve) instead of starting workers.",
+            show_default=False,
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Only validate the manifest; render nothing.")
     ] = False,
@@ -129,6 +138,7 @@ def batch(
         shard=Shard.parse(shard),
         ray=ray,
         check_only=check,
+        server=server_url(server),
     )
     reporter = make_reporter(json_mode=json_, quiet=quiet)
 

@@ -11,7 +11,7 @@ import typer
 from ..catalogue import get_model
 from ..errors import ErrorCode, LipsyncError
 from ..model_options import resolve_options
-from ..output import emit, make_reporter
+from ..output import Reporter, emit, make_reporter
 from ..render import RenderRequest, render, resolve_output
 from ..stdin_input import STDIN, InputSpool, PcmFormat
 from .model_flags import with_model_flags
@@ -74,6 +74,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            envvar="LIPSYNC_SERVER",
+            help="Render on the lipsync server at URL (lipsync serve) when one answers; else here.",
+            show_default=False,
+        ),
+    ] = None,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Render a lip-synced video from a portrait and a speech track."""
@@ -100,5 +109,31 @@ def run(
             overwrite=overwrite,
             seed=seed,
         )
-        result = render(request, reporter)
+        result = _render(server, request, options or {}, reporter)
     emit("render", result, json_mode=json_, lines=[] if output == "-" else [result["output"]])
+
+
+def _render(
+    server: str | None, request: RenderRequest, given: dict[str, Any], reporter: Reporter
+) -> dict[str, Any]:
+    """On the server at ``server`` when one answers (and can write this output), else here."""
+    if server:
+        from ..serve.remote import connect, remote_render, server_can_render
+
+        if not server_can_render(request.output):
+            reporter.info("a server renders video files only; rendering here")
+        elif (client := connect(server, reporter)) is not None:
+            with client:
+                return remote_render(
+                    client,
+                    model=request.model,
+                    face=request.face,
+                    audio=request.audio,
+                    output=request.output,
+                    options=given,
+                    seed=request.seed,
+                    device=request.device,
+                    overwrite=request.overwrite,
+                    reporter=reporter,
+                )
+    return render(request, reporter)
