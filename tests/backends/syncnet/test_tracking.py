@@ -24,7 +24,9 @@ def synthetic_detections(count: int) -> list[np.ndarray]:
     for k in range(count):
         faces = []
         if k not in (7, 8, 20):
-            faces.append([58.5 + 0.7 * k, 31.25 + 0.3 * (k % 4), 196.0 + 0.7 * k, 184.5 - 0.2 * (k % 3), 0.99])
+            faces.append(
+                [58.5 + 0.7 * k, 31.25 + 0.3 * (k % 4), 196.0 + 0.7 * k, 184.5 - 0.2 * (k % 3), 0.99]
+            )
         if k % 3 == 0:
             faces.append([5.0, 200.0, 45.0, 240.0, 0.95])
         frames.append(np.array(faces).reshape(-1, 5))
