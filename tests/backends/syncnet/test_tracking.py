@@ -19,7 +19,7 @@ MIN_TRACK = 20  # the goldens' setting (the official default of 100 needs a 4 s 
 
 
 def synthetic_detections(count: int) -> list[np.ndarray]:
-    """make_syncnet_goldens.synthetic_detections: a drifting face (missing at 7, 8, 20) and a small distractor."""
+    """As make_syncnet_goldens.py: a drifting face (missing at 7, 8, 20) and a small distractor."""
     frames = []
     for k in range(count):
         faces = []
