@@ -83,6 +83,7 @@ class VideoResult:
             "offset_ms": main.offset * 1000 // FPS,
             "offsets": list(main.offsets),
             "curve": [round(c, 6) for c in main.curve],
+            "dists": [round(d, 6) for d in main.mean_dists],
             "frames": self.frames,
             "fps": FPS,
             "face_share": self.tracked_frames() / self.frames,

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import clip_frames, speech, write_clip
 from lipsync_kit.errors import BackendError, ErrorCode
 from lipsync_syncnet.backend import SyncNetBackend, load_syncnet
 from lipsync_syncnet.evaluate import EvalOptions, evaluate_video
 from lipsync_syncnet.sheet import SHEET_SIZE
+from syncnet_clips import clip_frames, speech, write_clip
 
 FRAMES = 60
 BOX = (40.0, 20.0, 220.0, 220.0)

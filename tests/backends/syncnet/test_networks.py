@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import clip_frames
 from lipsync_syncnet.detection import FaceDetector, SfdFace, remap_sfd_face
 from lipsync_syncnet.syncnet import SyncNet
 from lipsync_wav2lip.s3fd import S3FD
 from standin import load_schema, standin_state_dict
+from syncnet_clips import clip_frames
 
 # Lip embeddings reach ~52 (float32 spacing 4e-6) after five 3-D convolutions on 0-255 inputs;
 # different convolution algorithms differ by a few 1e-5 there.

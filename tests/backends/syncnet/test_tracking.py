@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import clip_frames
 from lipsync_syncnet.tracking import (
     SceneCutter,
     Track,
@@ -13,6 +12,7 @@ from lipsync_syncnet.tracking import (
     smooth_track,
     track_faces,
 )
+from syncnet_clips import clip_frames
 
 NUM_FRAMES = 40
 MIN_TRACK = 20  # the goldens' setting (the official default of 100 needs a 4 s clip)
