@@ -21,7 +21,7 @@ from .render import EventHandler, _StageProgress
 from .weights import WeightsStore, resolve_custom, sha256_file
 from .worker import WorkerClient
 
-__all__ = ["EvalRequest", "Evaluator", "evaluate", "resolve_eval_weights"]
+__all__ = ["EvalRequest", "Evaluator", "evaluate", "evaluate_record", "render_box", "resolve_eval_weights"]
 
 BACKEND = "syncnet"
 
@@ -170,3 +170,23 @@ def evaluate(
     for record in records:
         record.setdefault("seconds", {})["host_total"] = round(time.perf_counter() - started, 4)
     return records
+
+
+def render_box(record: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """The face box of a Wav2Lip result (the mouth is redrawn there) as (x1, y1, x2, y2), else None."""
+    box = record.get("face_box")
+    if isinstance(box, dict) and {"top", "bottom", "left", "right"} <= box.keys():
+        return (float(box["left"]), float(box["top"]), float(box["right"]), float(box["bottom"]))
+    return None
+
+
+def scores_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The part of an eval record that goes into a render result."""
+    keys = ("lse_d", "lse_c", "offset_frames", "offset_ms", "face_share", "per_second", "weights")
+    return {key: record[key] for key in keys}
+
+
+def evaluate_record(record: dict[str, Any], reporter: Reporter, *, device: str = "auto") -> dict[str, Any]:
+    """Scores of a rendered output (``run --eval``): in the face box the render used, if it reports one."""
+    request = EvalRequest(video=Path(record["output"]), box=render_box(record))
+    return scores_of(evaluate([request], reporter, device=device)[0])

@@ -158,3 +158,24 @@ def test_missing_syncnet_weights(run_cli, rendered: Path) -> None:
     assert proc.returncode == 66
     assert json.loads(proc.stdout)["code"] == "weights_missing"
     assert b"syncnet_v2.model" in proc.stderr
+
+
+def test_run_with_eval_adds_the_scores(
+    run_cli, standin_checkpoints: dict[str, Path], syncnet_standins: dict[str, Path], lipsync_home: Path,
+    long_speech: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """``run --eval``: scores in the face box the render used, with syncnet_v2.model from the store."""
+    (lipsync_home / "weights").mkdir(parents=True)
+    (lipsync_home / "weights" / "syncnet_v2.model").write_bytes(syncnet_standins["syncnet"].read_bytes())
+    out = tmp_path / "out.mp4"
+    proc = run_cli(
+        "run", "-m", "wav2lip", "-i", DATA_DIR / "astronaut_256.jpg", "-a", long_speech, "-o", out, "--json",
+        "--device", "cpu", "--checkpoint", standin_checkpoints["generator"],
+        "--detector-checkpoint", standin_checkpoints["detector"], "--eval",
+    )  # fmt: skip
+    result = _json(proc)
+    scores = result["eval"]
+    assert {"lse_d", "lse_c", "offset_frames", "offset_ms", "face_share", "per_second"} <= scores.keys()
+    assert scores["face_share"] == 1.0
+    assert scores["weights"]["syncnet"]["verified"] == "false"
+    assert len(scores["weights"]["syncnet"]["sha256"]) == 64 and "detector" not in scores["weights"]

@@ -10,6 +10,7 @@ import typer
 
 from ..catalogue import get_model
 from ..errors import ErrorCode, LipsyncError
+from ..evaluation import evaluate_record
 from ..model_options import BACKEND_OPTIONS, default, resolve_options
 from ..output import make_reporter, print_json
 from ..render import RenderRequest, render, resolve_output
@@ -224,6 +225,9 @@ def run(
             rich_help_panel=_SADTALKER,
         ),
     ] = None,
+    eval_: Annotated[
+        bool, typer.Option("--eval", help="Score the output's lip sync (lipsync eval) into the result.")
+    ] = False,
 ) -> None:
     """Render a lip-synced video from a portrait and a speech track."""
     if json_ and output == "-":
@@ -270,9 +274,16 @@ def run(
         overwrite=overwrite,
         seed=seed,
     )
+    if eval_ and (output == "-" or request.output.format == "png"):
+        raise LipsyncError(ErrorCode.BAD_OPTION, "--eval needs a video file output (mp4 or mkv)")
     reporter = make_reporter(json_mode=json_, quiet=quiet)
     result = render(request, reporter)
+    if eval_:
+        result["eval"] = evaluate_record(result, reporter, device=device)
     if json_:
         print_json("render", result)
     elif output != "-":
         print(result["output"])
+        if eval_:
+            got = result["eval"]
+            print(f"LSE-D {got['lse_d']:.3f}  LSE-C {got['lse_c']:.3f}  offset {got['offset_frames']:+d}")
