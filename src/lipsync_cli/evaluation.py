@@ -8,6 +8,7 @@ the confidence per second (see ``backends/syncnet``).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,15 @@ from .render import EventHandler, _StageProgress
 from .weights import WeightsStore, resolve_custom, sha256_file
 from .worker import WorkerClient
 
-__all__ = ["EvalRequest", "Evaluator", "evaluate", "evaluate_record", "render_box", "resolve_eval_weights"]
+__all__ = [
+    "BatchScorer",
+    "EvalRequest",
+    "Evaluator",
+    "evaluate",
+    "evaluate_record",
+    "render_box",
+    "resolve_eval_weights",
+]
 
 BACKEND = "syncnet"
 
@@ -190,3 +199,38 @@ def evaluate_record(record: dict[str, Any], reporter: Reporter, *, device: str =
     """Scores of a rendered output (``run --eval``): in the face box the render used, if it reports one."""
     request = EvalRequest(video=Path(record["output"]), box=render_box(record))
     return scores_of(evaluate([request], reporter, device=device)[0])
+
+
+class BatchScorer:
+    """``batch --eval``: scores each rendered job on one warm SyncNet worker, shared by the render threads.
+
+    A job whose LSE-C is below ``min_lse_c`` becomes ``low_sync`` (its output is kept). A job whose
+    scoring fails keeps its status and gets ``eval.error``.
+    """
+
+    def __init__(self, reporter: Reporter, *, device: str = "auto", min_lse_c: float | None = None) -> None:
+        self.reporter = reporter
+        self.min_lse_c = min_lse_c
+        self._evaluator = Evaluator(reporter, device=device)
+        self._lock = threading.Lock()
+        self._env_ready = False
+
+    def __call__(self, record: dict[str, Any], rendered: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            try:
+                if not self._env_ready:
+                    BackendEnv.named(BACKEND).ensure(self.reporter)
+                    self._env_ready = True
+                request = EvalRequest(video=Path(record["output"]), box=render_box(rendered))
+                scores = scores_of(self._evaluator.evaluate(request))
+            except LipsyncError as err:
+                return {
+                    **record,
+                    "eval": {"error": {"code": err.code, "message": err.message, "hint": err.hint}},
+                }
+        low = self.min_lse_c is not None and scores["lse_c"] < self.min_lse_c
+        return {**record, "status": "low_sync" if low else record["status"], "eval": scores}
+
+    def close(self) -> None:
+        with self._lock:
+            self._evaluator.close()

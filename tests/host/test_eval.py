@@ -179,3 +179,35 @@ def test_run_with_eval_adds_the_scores(
     assert scores["face_share"] == 1.0
     assert scores["weights"]["syncnet"]["verified"] == "false"
     assert len(scores["weights"]["syncnet"]["sha256"]) == 64 and "detector" not in scores["weights"]
+
+
+def test_batch_eval_marks_low_sync_and_keeps_the_output(
+    standin_checkpoints: dict[str, Path],
+    syncnet_standins: dict[str, Path],
+    lipsync_home: Path,
+    tmp_path: Path,
+) -> None:
+    """``batch --eval --min-lse-c``: every job scored; one above any real LSE-C bar is ``low_sync``."""
+    (lipsync_home / "weights").mkdir(parents=True)
+    (lipsync_home / "weights" / "syncnet_v2.model").write_bytes(syncnet_standins["syncnet"].read_bytes())
+    speech = make_speech(tmp_path / "hi.wav", "Hi there.")
+    options = {
+        "checkpoint": str(standin_checkpoints["generator"]),
+        "detector_checkpoint": str(standin_checkpoints["detector"]),
+        "box": [20, 220, 40, 220],
+    }
+    job = {
+        "image": str(DATA_DIR / "astronaut_256.jpg"),
+        "audio": str(speech),
+        "model": "wav2lip",
+        "options": options,
+    }
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({**job, "id": "a", "output": str(tmp_path / "a.mp4")}) + "\n")
+    argv = [sys.executable, "-m", "lipsync_cli", "batch", manifest, "--device", "cpu", "--json", "--eval"]
+    proc = subprocess.run([str(a) for a in [*argv, "--min-lse-c", "1e9"]], capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    record, summary = (json.loads(line) for line in proc.stdout.decode().splitlines())
+    assert record["status"] == "low_sync" and (tmp_path / "a.mp4").is_file()
+    assert record["eval"]["lse_c"] < 1e9 and record["eval"]["face_share"] == 1.0
+    assert summary["low_sync"] == 1 and summary["error"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from ..batch.plan import Shard
 from ..batch.runner import BatchOptions, Summary, run_batch
 from ..catalogue import available_models, get_model
 from ..errors import ErrorCode, LipsyncError
+from ..evaluation import BatchScorer
 from ..model_options import parse_assignment
 from ..output import make_reporter, print_json
 from .options import DeviceOpt, QuietOpt
@@ -53,6 +55,7 @@ def _print_summary(summary: Summary) -> None:
     starts = ", ".join(f"{backend} {n}" for backend, n in body["worker_starts"].items()) or "none"
     console.print(
         f"{body['ok']} ok, {body['error']} failed, {body['skipped']} skipped"
+        + (f", {body['low_sync']} low_sync" if body["low_sync"] else "")
         + (f", {body['pending']} not rendered (interrupted)" if summary.interrupted else "")
         + f" in {body['wall_seconds']:.1f} s; worker starts: {starts}",
         soft_wrap=True,
@@ -105,6 +108,13 @@ def batch(
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON result per job on stdout.")] = False,
     quiet: QuietOpt = False,
+    eval_: Annotated[
+        bool, typer.Option("--eval", help="Score each output's lip sync (lipsync eval) into its result.")
+    ] = False,
+    min_lse_c: Annotated[
+        float | None,
+        typer.Option(help="With --eval: mark jobs whose LSE-C is below this as low_sync (outputs kept)."),
+    ] = None,
 ) -> None:
     """Render many clips from a manifest: one warm worker per model and device, results as JSON lines."""
     if resume and results is None:
@@ -136,15 +146,25 @@ def batch(
         check_only=check,
     )
     reporter = make_reporter(json_mode=json_, quiet=quiet)
+    if min_lse_c is not None and not eval_:
+        raise LipsyncError(ErrorCode.BAD_OPTION, "--min-lse-c needs --eval")
+    if eval_ and ray is not None:
+        raise LipsyncError(ErrorCode.BAD_OPTION, "--eval runs on this machine; it cannot be used with --ray")
+    scorer = BatchScorer(reporter, device=device, min_lse_c=min_lse_c) if eval_ else None
+    options = dataclasses.replace(options, scorer=scorer)
 
     def sink(record: dict[str, Any]) -> None:
         if json_:
             print_json("job", {k: v for k, v in record.items() if k not in ("schema", "kind")})
-        elif record["status"] == "ok":
+        elif record["status"] in ("ok", "low_sync"):
             print(record["output"], flush=True)
 
-    with _sigterm_as_interrupt():
-        summary = run_batch(options, reporter, sink)
+    try:
+        with _sigterm_as_interrupt():
+            summary = run_batch(options, reporter, sink)
+    finally:
+        if scorer is not None:
+            scorer.close()
     if json_:
         print_json("summary", summary.to_dict())
     if not quiet:
