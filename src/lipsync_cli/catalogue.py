@@ -227,8 +227,8 @@ BACKENDS: Final[dict[str, Backend]] = {
 }
 
 SYNCNET_LICENSE: Final = (
-    "SyncNet weights (syncnet_v2.model, VGG Oxford): research use; syncnet_python's code is MIT. "
-    "Trained on BBC television (LRS2-era data): check the terms before any commercial use"
+    "SyncNet weights (syncnet_v2.model, VGG Oxford, trained on BBC television footage): research use only; "
+    "syncnet_python's code is MIT"
 )
 
 

@@ -211,3 +211,11 @@ def test_batch_eval_marks_low_sync_and_keeps_the_output(
     assert record["status"] == "low_sync" and (tmp_path / "a.mp4").is_file()
     assert record["eval"]["lse_c"] < 1e9 and record["eval"]["face_share"] == 1.0
     assert summary["low_sync"] == 1 and summary["error"] == 0
+
+
+def test_models_lists_the_metric_with_its_licence(run_cli) -> None:
+    proc = run_cli("models", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    (metric,) = json.loads(proc.stdout)["metrics"]
+    assert metric["command"] == "lipsync eval" and "research use only" in metric["license"]
+    assert metric["weights"] == {"syncnet_v2.model": "missing", "s3fd-619a316812.pth": "missing"}

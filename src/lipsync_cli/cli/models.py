@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..catalogue import MODELS, model_weight_files
+from ..catalogue import MODELS, SYNCNET_DETECTOR, SYNCNET_FILE, model_weight_files, weight_file
 from ..envs import BackendEnv
 from ..output import print_json
 from ..weights import WeightsStore
@@ -28,8 +28,20 @@ def list_models(json_: JsonOpt = False) -> None:
                 "description": model.description,
             }
         )
+    syncnet = {
+        "metric": "syncnet",
+        "command": "lipsync eval",
+        "backend": "syncnet",
+        "env": BackendEnv.named("syncnet").status(),
+        "weights": {
+            SYNCNET_FILE.name: "present" if (store.root / SYNCNET_FILE.name).is_file() else "missing",
+            SYNCNET_DETECTOR: store.status(weight_file(SYNCNET_DETECTOR)),
+        },
+        "description": SYNCNET_FILE.description,
+        "license": SYNCNET_FILE.license,
+    }
     if json_:
-        print_json("models", {"models": rows})
+        print_json("models", {"models": rows, "metrics": [syncnet]})
         return
     table = Table("model", "backend env", "weights (default files)", "description", box=None)
     for model, row in zip(MODELS.values(), rows, strict=True):
@@ -40,3 +52,8 @@ def list_models(json_: JsonOpt = False) -> None:
         )
         table.add_row(row["model"], f"{row['backend']} ({row['env']})", weights, row["description"])
     Console().print(table)
+    Console().print(
+        f"lipsync eval: {syncnet['description']}; env {syncnet['env']}; {SYNCNET_FILE.name} "
+        f"{syncnet['weights'][SYNCNET_FILE.name]} (unverified: no published sha256). {SYNCNET_FILE.license}",
+        soft_wrap=True,
+    )
