@@ -64,12 +64,9 @@ def make_clip(folder: Path, seconds: float, size: tuple[int, int]) -> Path:
     """The portrait drifting on a grey canvas (H.264 + AAC), with looped speech."""
     width, height = size
     side = min(512, height - 40)
-    raw = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(PORTRAIT_512), "-vf", f"scale={side}:{side}:flags=area"]
-        + ["-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"],
-        capture_output=True,
-        check=True,
-    ).stdout
+    decode = [ffmpeg_exe(), "-v", "error", "-i", str(PORTRAIT_512), "-vf", f"scale={side}:{side}:flags=area"]
+    decode += ["-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
+    raw = subprocess.run(decode, capture_output=True, check=True).stdout
     face = np.frombuffer(raw, dtype=np.uint8).reshape(side, side, 3)
     speech = speech_clip(folder, seconds)
     out = folder / f"clip_{seconds:g}s_{width}x{height}.mp4"
