@@ -149,7 +149,7 @@ class Evaluator:
 
     def close(self) -> None:
         if self.worker is not None:
-            self.worker.kill() if not self.worker.alive else self.worker.close()
+            self.worker.close()  # a shutdown request to a live worker; only cleanup for a dead one
             self.worker = None
 
     def __enter__(self) -> Evaluator:

@@ -268,6 +268,7 @@ def main(checkout: Path, out_dir: Path) -> None:
         scene_cuts=np.asarray(cuts, dtype=np.int64),
         scene_content_val=np.asarray(content_val, dtype=np.float64),
         base_checksum=np.int64(base.astype(np.int64).sum()),
+        base_bgr=base,  # the decoded JPEG: the tests use it, so no JPEG decoder can make them differ
         **det,
     )
     print(f"offset {offset.item()} min dist {minval.item():.4f} conf {conf.item():.4f} cuts {cuts}")
