@@ -107,6 +107,7 @@ def test_sheet_png(
         ("no_audio_stream", ErrorCode.BAD_AUDIO),
         ("short", ErrorCode.AUDIO_TOO_SHORT),
         ("not_a_video", ErrorCode.BAD_INPUT),
+        ("still_image", ErrorCode.BAD_INPUT),
     ],
 )
 def test_bad_input(
@@ -125,6 +126,8 @@ def test_bad_input(
         request["video"] = str(clip["silent_video"])
     elif case == "short":
         request["video"] = str(clip["short"])
+    elif case == "still_image":
+        request["video"] = str(Path(__file__).resolve().parents[2] / "data" / "astronaut_256.jpg")
     else:
         text = tmp_path / "notes.txt"
         text.write_text("not a video\n")
