@@ -12,8 +12,11 @@ __all__ = [
     "BACKENDS",
     "CHECKPOINTS",
     "MODELS",
+    "SYNCNET_DETECTOR",
+    "SYNCNET_FILE",
     "Backend",
     "Model",
+    "UnverifiedFile",
     "WeightFile",
     "WeightRole",
     "available_models",
@@ -215,8 +218,47 @@ WEIGHT_FILES: Final[dict[str, WeightFile]] = {
 }
 
 BACKENDS: Final[dict[str, Backend]] = {
-    b.name: b for b in (Backend("wav2lip", "lipsync_wav2lip"), Backend("sadtalker", "lipsync_sadtalker"))
+    b.name: b
+    for b in (
+        Backend("wav2lip", "lipsync_wav2lip"),
+        Backend("sadtalker", "lipsync_sadtalker"),
+        Backend("syncnet", "lipsync_syncnet"),  # `lipsync eval`: a metric, not a model of `lipsync run`
+    )
 }
+
+SYNCNET_LICENSE: Final = (
+    "SyncNet weights (syncnet_v2.model, VGG Oxford, trained on BBC television footage): research use only; "
+    "syncnet_python's code is MIT"
+)
+
+
+@dataclass(frozen=True)
+class UnverifiedFile:
+    """A file whose size and sha256 no public source states, so the store cannot verify a download.
+
+    ``lipsync eval`` uses it from the weights folder (reported with the sha256 it has) or as
+    ``--checkpoint PATH``; it is never downloaded automatically.
+    """
+
+    name: str
+    urls: tuple[str, ...]
+    description: str
+    license: str
+
+
+SYNCNET_FILE: Final = UnverifiedFile(
+    name="syncnet_v2.model",
+    urls=(
+        "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",  # download_model.sh
+        _hf("ByteDance/LatentSync-1.6", "auxiliary/syncnet_v2.model"),
+        _hf("lithiumice/syncnet", "syncnet_v2.model"),
+    ),
+    description="SyncNet v2 (joonson/syncnet_python): LSE-D, LSE-C and the audio-video offset",
+    license=SYNCNET_LICENSE,
+)
+# The face detector of `lipsync eval`: syncnet_python loads its own sfd_face.pth (about 86 MB, layer names
+# vgg.N ...), reported to be a re-save of this file; `--detector-checkpoint sfd_face.pth` loads it too.
+SYNCNET_DETECTOR: Final = "s3fd-619a316812.pth"
 
 
 def _single(role: str, option: str, name: str) -> WeightRole:

@@ -39,6 +39,8 @@ from .state import (
 __all__ = ["BatchOptions", "Summary", "run_batch"]
 
 RecordSink = Callable[[dict[str, Any]], None]
+# Adds to the record of a rendered job, given the render's own record (``batch --eval``: the SyncNet scores).
+RecordScorer = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class BatchOptions:
     ray: str | None = None  # a Ray address ("local" for a private instance); None renders here
     check_only: bool = False  # validate and plan, render nothing
     server: str | None = None  # the URL of a lipsync server that renders the jobs instead
+    scorer: RecordScorer | None = None
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Summary:
             "ok": self.count("ok"),
             "error": self.count("error"),
             "skipped": self.count("skipped"),
+            "low_sync": self.count("low_sync"),
             "pending": self.pending,
             "interrupted": self.interrupted,
             "models": {
@@ -103,8 +107,14 @@ class _Recorder:
     """Writes each record to the results file and the sink, counts it and shows a line for it."""
 
     def __init__(
-        self, log: ResultsLog | None, sink: RecordSink, reporter: Reporter, summary: Summary
+        self,
+        log: ResultsLog | None,
+        sink: RecordSink,
+        reporter: Reporter,
+        summary: Summary,
+        scorer: RecordScorer | None = None,
     ) -> None:
+        self.scorer = scorer
         self.log = log
         self.sink = sink
         self.reporter = reporter
@@ -138,7 +148,8 @@ class _Recorder:
             self.summary.render_seconds += sum(
                 v for k, v in timings.items() if k not in ("weights", "worker_start", "model_load")
             )
-            self(ok_record(job, outcome.rendered, fp, outcome.seconds))
+            record = ok_record(job, outcome.rendered, fp, outcome.seconds)
+            self(self.scorer(record, outcome.rendered) if self.scorer is not None else record)
         else:
             err = outcome.lipsync_error or LipsyncError(ErrorCode.INTERNAL, "no result")
             if err.code == ErrorCode.WORKER_CRASHED:
@@ -235,7 +246,7 @@ def run_batch(options: BatchOptions, reporter: Reporter, sink: RecordSink) -> Su
         return summary
     previous = load_results(options.results) if options.resume and options.results else {}
     log = ResultsLog(options.results, append=options.resume) if options.results else None
-    recorder = _Recorder(log, sink, reporter, summary)
+    recorder = _Recorder(log, sink, reporter, summary, options.scorer)
 
     def handle(outcome: Outcome) -> None:
         summary.pending -= 1

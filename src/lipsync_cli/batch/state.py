@@ -22,8 +22,8 @@ from .manifest import Job, LineError
 
 __all__ = ["FileDigests", "ResultsLog", "Status", "error_record", "fingerprint", "load_results", "ok_record"]
 
-Status = Literal["ok", "error", "skipped"]
-DONE: Final = ("ok", "skipped")
+Status = Literal["ok", "error", "skipped", "low_sync"]
+DONE: Final = ("ok", "skipped", "low_sync")  # low_sync: rendered, kept, scored below --min-lse-c
 RECORD_KIND: Final = "job"
 
 

@@ -13,6 +13,7 @@ from .. import __version__
 from ..errors import ErrorCode, LipsyncError, exit_status
 from ..output import print_error
 from . import batch, doctor, envs, models, run, serve, weights
+from . import eval as eval_cmd
 
 app = typer.Typer(
     name="lipsync",
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.command("run")(run.run)
 app.command("batch", epilog=batch.EPILOG)(batch.batch)
+app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.eval_)
 app.command("models")(models.list_models)
 app.command("doctor")(doctor.doctor)
 app.command("serve")(serve.serve)

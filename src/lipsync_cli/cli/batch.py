@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from ..batch.plan import Shard
 from ..batch.runner import BatchOptions, Summary, run_batch
 from ..catalogue import available_models, get_model
 from ..errors import ErrorCode, LipsyncError, Outcome, exit_status
+from ..evaluation import BatchScorer
 from ..model_options import parse_assignment
 from ..output import Reporter, emit, make_reporter, print_table
 from ..serve.client import server_url
@@ -50,6 +52,7 @@ def _print_summary(summary: Summary, reporter: Reporter) -> None:
     starts = ", ".join(f"{backend} {n}" for backend, n in body["worker_starts"].items()) or "none"
     reporter.info(
         f"{body['ok']} ok, {body['error']} failed, {body['skipped']} skipped"
+        + (f", {body['low_sync']} low_sync" if body["low_sync"] else "")
         + (f", {body['pending']} not rendered (interrupted)" if summary.interrupted else "")
         + f" in {body['wall_seconds']:.1f} s; worker starts: {starts}"
     )
@@ -109,6 +112,13 @@ def batch(
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON result per job on stdout.")] = False,
     quiet: QuietOpt = False,
+    eval_: Annotated[
+        bool, typer.Option("--eval", help="Score each output's lip sync (lipsync eval) into its result.")
+    ] = False,
+    min_lse_c: Annotated[
+        float | None,
+        typer.Option(help="With --eval: mark jobs whose LSE-C is below this as low_sync (outputs kept)."),
+    ] = None,
 ) -> None:
     """Render many clips from a manifest: one warm worker per model and device, results as JSON lines."""
     if resume and results is None:
@@ -141,13 +151,24 @@ def batch(
         server=server_url(server),
     )
     reporter = make_reporter(json_mode=json_, quiet=quiet)
+    if min_lse_c is not None and not eval_:
+        raise LipsyncError(ErrorCode.BAD_OPTION, "--min-lse-c needs --eval")
+    if eval_ and ray is not None:
+        raise LipsyncError(ErrorCode.BAD_OPTION, "--eval runs on this machine; it cannot be used with --ray")
+    scorer = BatchScorer(reporter, device=device, min_lse_c=min_lse_c) if eval_ else None
+    options = dataclasses.replace(options, scorer=scorer)
 
     def sink(record: dict[str, Any]) -> None:
         body = {k: v for k, v in record.items() if k not in ("schema", "kind")}
-        emit("job", body, json_mode=json_, lines=[record["output"]] if record["status"] == "ok" else [])
+        done = record["status"] in ("ok", "low_sync")
+        emit("job", body, json_mode=json_, lines=[record["output"]] if done else [])
 
-    with _sigterm_as_interrupt():
-        summary = run_batch(options, reporter, sink)
+    try:
+        with _sigterm_as_interrupt():
+            summary = run_batch(options, reporter, sink)
+    finally:
+        if scorer is not None:
+            scorer.close()
     if json_:
         emit("summary", summary.to_dict(), json_mode=True)
     if not quiet:

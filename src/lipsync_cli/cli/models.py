@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..catalogue import MODELS, model_weight_files
+from ..catalogue import MODELS, SYNCNET_DETECTOR, SYNCNET_FILE, model_weight_files, weight_file
 from ..envs import BackendEnv
 from ..output import emit, print_table
 from ..weights import WeightsStore
@@ -27,8 +27,20 @@ def list_models(json_: JsonOpt = False) -> None:
                 "description": model.description,
             }
         )
+    syncnet = {
+        "metric": "syncnet",
+        "command": "lipsync eval",
+        "backend": "syncnet",
+        "env": BackendEnv.named("syncnet").status(),
+        "weights": {
+            SYNCNET_FILE.name: "present" if (store.root / SYNCNET_FILE.name).is_file() else "missing",
+            SYNCNET_DETECTOR: store.status(weight_file(SYNCNET_DETECTOR)),
+        },
+        "description": SYNCNET_FILE.description,
+        "license": SYNCNET_FILE.license,
+    }
     if json_:
-        emit("models", {"models": rows}, json_mode=True)
+        emit("models", {"models": rows, "metrics": [syncnet]}, json_mode=True)
         return
     table = []
     for model, row in zip(MODELS.values(), rows, strict=True):
@@ -39,3 +51,13 @@ def list_models(json_: JsonOpt = False) -> None:
         )
         table.append((row["model"], f"{row['backend']} ({row['env']})", weights, row["description"]))
     print_table(("model", "backend env", "weights (default files)", "description"), table)
+    emit(
+        "models",
+        {},
+        json_mode=False,
+        lines=[
+            f"lipsync eval: {syncnet['description']}; env {syncnet['env']}; {SYNCNET_FILE.name} "
+            f"{syncnet['weights'][SYNCNET_FILE.name]} (unverified: no published sha256). "
+            + SYNCNET_FILE.license
+        ],
+    )

@@ -10,6 +10,7 @@ import typer
 
 from ..catalogue import get_model
 from ..errors import ErrorCode, LipsyncError
+from ..evaluation import evaluate_record
 from ..model_options import resolve_options
 from ..output import Reporter, emit, make_reporter
 from ..render import RenderRequest, render, resolve_output
@@ -83,6 +84,9 @@ def run(
             show_default=False,
         ),
     ] = None,
+    eval_: Annotated[
+        bool, typer.Option("--eval", help="Score the output's lip sync (lipsync eval) into the result.")
+    ] = False,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Render a lip-synced video from a portrait and a speech track."""
@@ -97,6 +101,8 @@ def run(
     pcm = PcmFormat.parse(audio_format) if audio_format is not None else None
     resolved = resolve_options(get_model(model), options or {}, base_dir=Path.cwd())
     target = resolve_output(output, container.value if container else None, overwrite)
+    if eval_ and (target.is_stream or target.format == "png"):
+        raise LipsyncError(ErrorCode.BAD_OPTION, "--eval needs a video file output (mp4 or mkv)")
     reporter = make_reporter(json_mode=json_, quiet=quiet)
     with InputSpool() as spool:
         request = RenderRequest.from_options(
@@ -110,7 +116,11 @@ def run(
             seed=seed,
         )
         result = _render(server, request, options or {}, reporter)
-    emit("render", result, json_mode=json_, lines=[] if output == "-" else [result["output"]])
+    lines = [] if output == "-" else [result["output"]]
+    if eval_:
+        got = result["eval"] = evaluate_record(result, reporter, device=device)
+        lines.append(f"LSE-D {got['lse_d']:.3f}  LSE-C {got['lse_c']:.3f}  offset {got['offset_frames']:+d}")
+    emit("render", result, json_mode=json_, lines=lines)
 
 
 def _render(
