@@ -8,6 +8,7 @@ torchvision reject), each an exact text replacement with its reason, applied ide
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -51,14 +52,23 @@ def patch_lines(patches: Sequence[Patch]) -> str:
     return "; ".join(f"`{p.file}`: {p.reason}" for p in patches)
 
 
-def ffmpeg_on_path(folder: Path) -> Path:
-    """A folder with ``ffmpeg`` linked to the binary lipsync uses: the official code calls ``ffmpeg``
-    by name, and both sides then encode with the same build."""
+def checkout_commit(checkout: Path) -> str:
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "not a git work tree"
+
+
+def official_env(work: Path, device: str) -> dict[str, str]:
+    """The environment of the official runs: ``ffmpeg`` on ``PATH`` (the official code calls it by name)
+    linked to the binary lipsync uses, so both sides encode with the same build; no CUDA for ``cpu``."""
+    folder = work / "bin"
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / "ffmpeg"
     if not link.exists():
         link.symlink_to(ffmpeg_exe())
-    return folder
+    env = {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # the official code picks CUDA whenever it sees one
+    return env
 
 
 def place(target: Path, source: Path) -> None:

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,12 +35,13 @@ from _common import (
     print_setup,
     print_table,
     python_versions,
+    run_json,
     speech_clip,
     speed_table,
     standin_wav2lip_weights,
 )
 from _frames import compare
-from _official import Patch, apply_patches, ffmpeg_on_path, patch_lines, place, run_timed
+from _official import Patch, apply_patches, checkout_commit, official_env, patch_lines, place, run_timed
 
 from lipsync_cli.catalogue import weight_file
 from lipsync_cli.envs import BackendEnv
@@ -76,11 +76,6 @@ def _weights(python: Path, folder: Path) -> tuple[dict[str, Path], str]:
     return standin_wav2lip_weights(python, folder), "stand-ins with the official shapes"
 
 
-def _commit(checkout: Path) -> str:
-    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else "not a git work tree"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, required=True, help="a checkout of Rudrabha/Wav2Lip")
@@ -111,27 +106,20 @@ def main() -> None:
 
     official_cwd = work / "official"  # the official code writes temp/result.avi under its working folder
     (official_cwd / "temp").mkdir(parents=True)
-    official_env = {**os.environ, "PATH": f"{ffmpeg_on_path(work / 'bin')}{os.pathsep}{os.environ['PATH']}"}
-    if args.device == "cpu":
-        official_env["CUDA_VISIBLE_DEVICES"] = ""  # it picks CUDA whenever it sees one
+    env_official = official_env(work, args.device)
 
     def official(out: Path) -> float:
         argv = [str(args.official_python), str(checkout / "inference.py"),
                 "--checkpoint_path", str(weights["checkpoint"]), "--face", str(face), "--audio", str(audio),
                 "--outfile", str(out), *box_args]  # fmt: skip
-        return run_timed(argv, official_cwd, official_env, out.with_suffix(".log"))
+        return run_timed(argv, official_cwd, env_official, out.with_suffix(".log"))
 
     def cold(out: Path) -> tuple[dict, float]:
         argv = [sys.executable, "-m", "lipsync_cli", "run", "--model", "wav2lip", "--image", str(face),
                 "--audio", str(audio), "-o", str(out), "--paste", "exact", "--device", args.device,
                 "--checkpoint", str(weights["checkpoint"]), "--detector-checkpoint", str(weights["detector"]),
                 *box_args, "--json", "--overwrite"]  # fmt: skip
-        started = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            sys.exit(f"lipsync run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        return json.loads(done.stdout), wall
+        return run_json(argv)
 
     params = {
         "face": str(face),
@@ -175,7 +163,7 @@ def main() -> None:
             "machine": machine_line(args.device),
             "load averages (1/5/15 min) before / after": f"{load_before} → {load_after}",
             "weights": weights_kind,
-            "official": f"{checkout} ({_commit(checkout)}), patches: {patch_lines(PATCHES)}",
+            "official": f"{checkout} ({checkout_commit(checkout)}), patches: {patch_lines(PATCHES)}",
             "official Python": python_versions(args.official_python, ("torch", "numpy", "cv2", "librosa")),
             "lipsync backend Python": python_versions(python, ("torch", "numpy", "cv2")),
             "frames, official against lipsync run": diff.summary(),
