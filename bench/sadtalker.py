@@ -213,7 +213,8 @@ def main() -> None:
     load_before = load_average()
     with WorkerClient(env, device=args.device) as worker:
         worker.start()
-        worker.render({**params, "output": str(work / "warm_first.mp4")})  # loads the models: not timed
+        short = speech_clip(work, 0.4, audio)
+        worker.render({**params, "audio": str(short), "output": str(work / "warm_first.mp4")})  # loads models
         for index in range(args.rounds):
             paths["official inference.py"].walls.append(official(index))
             result, wall = cold(index)
