@@ -7,7 +7,9 @@ Each round renders the same clip three ways, one after the other: the official `
 (a fresh process, as its README runs it), ``lipsync run`` cold (a fresh process: env check, worker
 start, model load, render) and a warm worker (what ``lipsync batch`` keeps between clips). Interleaving
 the rounds spreads the machine's background load over all paths alike. Both sides use the same face box
-(``--box``, so detection is identical and cheap; ``--detect`` runs the S3FD detector instead), the same
+(``--box``, so detection is identical and cheap; ``--detect`` runs the S3FD detector instead, which needs
+the released weights: the stand-in S3FD's best box on the astronaut is degenerate, and the official code
+fails on its empty crop), the same
 weights (the real files if ``lipsync weights status wav2lip`` finds them, else stand-ins with the official
 shapes: the same arithmetic), the hard paste of the official code (``--paste exact``) and the same ffmpeg.
 The official checkout gets only the compatibility patches of ``PATCHES``. Prints Markdown for README,
@@ -85,7 +87,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--audio", type=Path, help="speech to use (default: espeak-ng speech)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each path once per round)")
-    parser.add_argument("--detect", action="store_true", help="detect the face instead of --box")
+    parser.add_argument("--detect", action="store_true", help="S3FD instead of --box (released weights)")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
     args = parser.parse_args()
     checkout = args.official.resolve()
