@@ -1,75 +1,52 @@
-"""Shared pieces of the bench scripts: inputs, stand-in weights, timing and tables (no torch here)."""
+"""Shared pieces of the bench scripts: inputs, stand-in weights, timing series, machine facts, tables."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lipsync_kit.probe import ffmpeg_exe, probe
 
-from lipsync_cli.envs import BackendEnv
-from lipsync_cli.worker import WorkerClient
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "tests" / "data"
-PORTRAIT_512 = DATA_DIR / "astronaut_512.jpg"
+PORTRAIT_512 = DATA_DIR / "astronaut_512.jpg"  # scikit-image's astronaut
 SPEECH_TEXT = (
     "The quick brown fox jumps over the lazy dog while the astronaut reads the checklist aloud. "
     "Every clip in this benchmark is the same ten seconds of synthetic speech, repeated if needed. "
 )
 
 
-class Stopwatch:
-    """Named wall-clock laps."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def lap(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
 
 
 def speech_clip(folder: Path, seconds: float, audio: Path | None = None) -> Path:
-    """A speech WAV of exactly ``seconds``: the given file cut to length, or espeak-ng speech looped."""
+    """A 16 kHz mono WAV of exactly ``seconds``: the given file cut to length, or espeak-ng speech looped."""
     out = folder / f"speech_{seconds:g}s.wav"
     if audio is None:
         if shutil.which("espeak-ng") is None:
             sys.exit("espeak-ng is not installed: pass --audio SPEECH.wav")
         audio = folder / "espeak.wav"
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(audio), SPEECH_TEXT], check=True)
-    subprocess.run(
-        [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
-            "-stream_loop",
-            "-1",
-            "-i",
-            str(audio),
-            "-t",
-            f"{seconds}",
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            str(out),
-        ],
-        check=True,
-    )
+    _ffmpeg("-stream_loop", "-1", "-i", str(audio), "-t", f"{seconds}", "-ac", "1", "-ar", "16000", str(out))
+    return out
+
+
+def portrait(folder: Path, size: int) -> Path:
+    """The astronaut portrait at ``size`` x ``size`` (Lanczos from 512), as ``face.png`` in ``folder``.
+
+    A plain name: the official Wav2Lip tells images from videos by ``path.split('.')[1]``."""
+    out = folder / "face.png"
+    _ffmpeg("-i", str(PORTRAIT_512), "-vf", f"scale={size}:{size}:flags=lanczos", str(out))
     return out
 
 
@@ -94,7 +71,7 @@ def standin_wav2lip_weights(python: Path, folder: Path) -> dict[str, Path]:
     return {"checkpoint": folder / "wav2lip_standin.pth", "detector": folder / "s3fd_standin.pth"}
 
 
-def run_json(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[dict, float]:
+def run_json(argv: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[dict, float]:
     """Run a command that prints one JSON object on stdout; return it and the wall-clock seconds."""
     started = time.perf_counter()
     done = subprocess.run(list(argv), capture_output=True, text=True, env=env)
@@ -102,6 +79,44 @@ def run_json(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[di
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv[:4])} ... failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1]), wall
+
+
+@dataclass
+class Series:
+    """Wall-clock seconds of one path over the interleaved rounds."""
+
+    name: str
+    walls: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def spread(self) -> str:
+        return f"{_cell(min(self.walls))}–{_cell(max(self.walls))}"
+
+
+def speed_table(paths: Sequence[Series], baseline: Series, unit: float = 0.0, unit_name: str = "") -> None:
+    """Median, spread and the ratio baseline-median / path-median (``> 1``: faster than the baseline).
+
+    With ``unit`` (frames per clip), a column of median seconds per ``unit_name`` is added."""
+    header = ["path", "runs", "median s", "min–max s", f"{baseline.name} / path"]
+    if unit:
+        header.append(f"median s per {unit_name}")
+    rows = []
+    for series in paths:
+        row: list[object] = [
+            series.name,
+            len(series.walls),
+            series.median,
+            series.spread,
+            f"{baseline.median / series.median:.2f}×",
+        ]
+        if unit:
+            row.append(series.median / unit)
+        rows.append(row)
+    print_table("wall clock, interleaved rounds", header, rows)
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -120,61 +135,39 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` prints them."""
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def machine_line(device: str) -> str:
-    cpu = os.cpu_count()
-    return f"{sys.platform}, {cpu} CPU cores, device {device}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, device {device}"
 
 
-def worker_renders(env: BackendEnv, device: str, params: dict, runs: int) -> tuple[float, list[dict]]:
-    """Worker start seconds, and the stats (+ ``wall``) of ``runs`` renders on that one warm worker."""
-    started = time.perf_counter()
-    with WorkerClient(env, device=device) as worker:
-        worker.start()
-        start_s = time.perf_counter() - started
-        results = []
-        for _ in range(runs):
-            mark = time.perf_counter()
-            result = worker.render({**params, "overwrite": True})
-            results.append({**result.stats, "wall": time.perf_counter() - mark})
-    return start_s, results
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One clip rendered three ways on one machine: cold CLI, warm worker, official flow."""
-
-    cold: dict
-    cold_wall: float
-    worker_start: float
-    warm_runs: list[dict]
-    official: dict
-    official_wall: float
-
-    @property
-    def warm(self) -> dict:
-        """The fastest render after the first on the warm worker (the first one loads the models)."""
-        return min(self.warm_runs[1:] or self.warm_runs, key=lambda r: r["wall"])
-
-    def save(self, path: Path | None, **extra: object) -> None:
-        if path is not None:
-            path.write_text(json.dumps({**asdict(self), **extra}, indent=1))
-
-
-def compare(
-    env: BackendEnv,
-    device: str,
-    cli_args: Sequence[str],
-    params: dict,
-    official: Sequence[str],
-    repeat: int,
-) -> Comparison:
-    """Render with ``lipsync run`` (new process), on a warm worker (``repeat`` times) and with the
-    official-flow script ``official`` (argv after the backend's python), in that order."""
-    cold, cold_wall = run_json(
-        [sys.executable, "-m", "lipsync_cli", "run", *cli_args, "--device", device, "--json", "--overwrite"]
+def python_versions(python: Path, modules: Sequence[str]) -> str:
+    """``module version`` pairs as imported by ``python`` (another environment's interpreter)."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {list(modules)!r}:\n"
+        "    print(name, getattr(importlib.import_module(name), '__version__', '?'))\n"
+        "print('python', sys.version.split()[0])\n"
     )
-    start_s, warm_runs = worker_renders(env, device, params, repeat)
-    official_result, official_wall = run_json(
-        [str(env.python), *official, "--device", device], env={**os.environ, **env.process_env()}
-    )
-    return Comparison(cold, cold_wall, start_s, warm_runs, official_result, official_wall)
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return ", ".join(done.stdout.split("\n")[i] for i in range(len(modules) + 1))
+
+
+def print_setup(lines: Mapping[str, str]) -> None:
+    """The facts a figure depends on, one ``- key: value`` line each (Markdown list)."""
+    print()
+    for key, value in lines.items():
+        print(f"- {key}: {value}")

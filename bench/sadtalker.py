@@ -1,163 +1,270 @@
-"""SadTalker speed: seconds per stage against the official flow, for a 10 s clip (CPU: a few frames, scaled).
+"""SadTalker speed: the official ``inference.py`` (a checkout, run for real) against ``lipsync run``.
 
-    uv run python bench/sadtalker.py [--device cpu|cuda] [--seconds S] [--preprocess crop|full] [--audio A]
+    uv run python bench/sadtalker.py --official ~/src/SadTalker --official-python ~/venvs/sadtalker/bin/python
+        [--device cpu|cuda] [--seconds S] [--rounds 2] [--preprocess crop|full] [--audio SPEECH]
 
-Measured in one run on one machine, on the 512x512 astronaut portrait:
-* ``lipsync run`` cold: the real CLI in a fresh process;
-* a warm worker: the same render again on a worker with its models loaded;
-* the official ``inference.py`` flow (bench/official_sadtalker.py) on the same inputs and device.
-Weights: the real files when ``lipsync weights status sadtalker`` has them, else stand-ins with the
-official shapes (the same arithmetic). On the CPU the default clip is 0.4 s (10 frames); the per-frame
-stages are then scaled to 10 s in the last table. Prints Markdown tables for README.
+Each round renders the same clip three ways, one after the other: the official ``inference.py`` (a fresh
+process, as its README runs it; ``--still`` in full mode), ``lipsync run`` cold (a fresh process) and a
+warm worker (what ``lipsync batch`` keeps between clips); interleaving spreads the machine's background
+load over all paths alike. Inputs: the 512x512 astronaut portrait, speech (espeak-ng, or ``--audio``), the
+256 renderer; full mode pastes back with Poisson blending, as the official code does. Weights: the real
+files when ``lipsync weights status sadtalker`` has them, else stand-ins with the official shapes (the
+same arithmetic). The official checkout gets only the patches of ``PATCHES``. The head motion and blinks
+are random in both (ours: ``--seed 0``), so the frames are not compared. On a CPU the renderer needs
+about 10 s per frame, so the default clip there is 1 s (the official blink sampler needs at least 22
+frames). Prints Markdown for README, with seconds per frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _common import (
     DATA_DIR,
     PORTRAIT_512,
     REPO_ROOT,
-    Stopwatch,
-    compare,
+    Series,
+    cpu_model,
     duration,
+    load_average,
     machine_line,
+    print_setup,
     print_table,
+    python_versions,
+    run_json,
     speech_clip,
+    speed_table,
 )
+from _official import Patch, apply_patches, checkout_commit, official_env, patch_lines, place, run_timed
 
 from lipsync_cli.catalogue import weight_file
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.output import PlainReporter
 from lipsync_cli.weights import WeightsStore
+from lipsync_cli.worker import WorkerClient
 
-FIXED = ("load_inputs", "model_load", "crop_3dmm")  # once per clip
-PER_FRAME = ("audio_to_coeffs", "render", "paste", "enhance", "encode")  # grow with the clip
-TARGET_S = 10.0
+_TWO_DECIMALS = "NumPy 2 no longer turns 1-element arrays into scalars"
+PATCHES = (
+    Patch(
+        "inference.py",
+        "from src.utils.preprocess import CropAndExtract",
+        "import torchvision.transforms.functional as _tf\n"
+        'sys.modules.setdefault("torchvision.transforms.functional_tensor", _tf)\n'
+        "from src.utils.preprocess import CropAndExtract",
+        "torchvision 0.17 removed `transforms.functional_tensor`, which basicsr (imported by gfpgan) still "
+        "imports: alias it to `transforms.functional`",
+    ),
+    Patch(
+        "src/face3d/util/preprocess.py",
+        "category=np.VisibleDeprecationWarning",
+        "category=np.exceptions.VisibleDeprecationWarning",
+        "NumPy 2 moved `VisibleDeprecationWarning` to `np.exceptions`",
+    ),
+    Patch(
+        "src/face3d/util/my_awing_arch.py",
+        "preds.astype(np.float, copy=False)",
+        "preds.astype(float, copy=False)",
+        "NumPy 1.24 removed the `np.float` alias",
+    ),
+    Patch(
+        "src/face3d/util/preprocess.py",
+        "    sTx = k[3]\n    sTy = k[7]",
+        "    sTx = k[3, 0]\n    sTy = k[7, 0]",
+        f"{_TWO_DECIMALS} (`float(...)`, and `np.array` of the translation)",
+    ),
+    Patch(
+        "src/utils/preprocess.py",
+        "[float(item) for item in np.hsplit(trans_params, 5)]",
+        "[float(item[0]) for item in np.hsplit(trans_params, 5)]",
+        _TWO_DECIMALS,
+    ),
+    Patch(
+        "src/face3d/extract_kp_videos_safe.py",
+        "                except TypeError:",
+        "                except (TypeError, IndexError):",
+        "for the stand-in weights: their detector finds no face on the 256 px crop, and an empty detection "
+        "raises IndexError, not the TypeError of the official 'No face detected' branch (the standard "
+        "face; lipsync falls back the same way)",
+    ),
+)
+WEIGHTS_DIR = "gfpgan/weights"  # facexlib's files, relative to the official code's working folder
+STAGES = ("worker_start", "model_load", "load_inputs", "crop_3dmm", "audio_to_coeffs", "render", "paste")
+STAGES += ("encode",)
+_DETECTOR_FOR_RGB = """
+import sys
+import cv2, torch
+from make_face_standins import ASTRONAUT, detector_standin, finding_detector
+# The official code hands RetinaFace its RGB array (lipsync converts to BGR first): tune the finding
+# head on the channel order the official code feeds, so that it finds the same face.
+state = finding_detector(detector_standin(), cv2.imread(str(ASTRONAUT)))
+torch.save({f"module.{k}": v for k, v in state.items()}, sys.argv[1])
+"""
 
 
-def _weights(python: Path, folder: Path, size: int, full: bool) -> tuple[dict[str, Path], str]:
+def _weights(python: Path, folder: Path, full: bool) -> tuple[dict[str, Path], Path, str]:
+    """lipsync's weights, the official detector file (the same unless stand-ins), and their kind."""
     store = WeightsStore()
     real = {
-        "bundle": weight_file(f"SadTalker_V0.0.2_{size}.safetensors"),
+        "bundle": weight_file("SadTalker_V0.0.2_256.safetensors"),
         "mapping": weight_file("mapping_00109-model.pth.tar" if full else "mapping_00229-model.pth.tar"),
         "detector": weight_file("detection_Resnet50_Final.pth"),
         "landmarks": weight_file("alignment_WFLW_4HG.pth"),
     }
     if all(store.status(wf) == "ok" for wf in real.values()):
-        return {role: store.path_for(wf) for role, wf in real.items()}, "official"
+        paths = {role: store.path_for(wf) for role, wf in real.items()}
+        return paths, paths["detector"], "the released files"
     tests = REPO_ROOT / "tests" / "backends" / "sadtalker"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [
-                str(REPO_ROOT / "backends" / "common"),
-                str(REPO_ROOT / "backends" / "sadtalker"),
-                str(REPO_ROOT / "tests" / "backends"),
-            ]
-        ),
-    }
-    subprocess.run(
-        [str(python), str(tests / "make_sadtalker_standins.py"), str(folder), str(DATA_DIR / "sadtalker")],
-        check=True,
-        env=env,
-    )
-    subprocess.run([str(python), str(tests / "make_face_standins.py"), str(folder)], check=True, env=env)
-    return {
+    backends = REPO_ROOT / "backends"
+    pythonpath = [backends / "common", backends / "sadtalker", tests.parent, tests]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, pythonpath))}
+    for argv in (
+        ["make_sadtalker_standins.py", folder, DATA_DIR / "sadtalker"],
+        ["make_face_standins.py", folder],
+    ):
+        subprocess.run([str(python), str(tests / argv[0]), *map(str, argv[1:])], check=True, env=env)
+    official_detector = folder / "detection_Resnet50_astronaut_rgb.pth"
+    subprocess.run([str(python), "-c", _DETECTOR_FOR_RGB, str(official_detector)], check=True, env=env)
+    paths = {
         "bundle": folder / "SadTalker_standin.safetensors",
         "mapping": folder / ("mapping_full_standin.pth.tar" if full else "mapping_crop_standin.pth.tar"),
         "detector": folder / "detection_Resnet50_astronaut.pth",
         "landmarks": folder / "alignment_WFLW_4HG_mean_shape.pth",
-    }, "stand-in (official shapes)"
+    }
+    return paths, official_detector, "stand-ins with the official shapes"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seconds", type=float, help="clip length (default: 10 on a GPU, 0.4 on the CPU)")
+    parser.add_argument("--official", type=Path, required=True, help="a checkout of OpenTalker/SadTalker")
+    parser.add_argument("--official-python", type=Path, required=True, help="a Python that runs it")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--seconds", type=float, help="clip length (default: 1 on the CPU, 10 on a GPU)")
     parser.add_argument("--preprocess", default="crop", choices=("crop", "full"))
     parser.add_argument("--audio", type=Path, help="speech to use (default: espeak-ng speech)")
-    parser.add_argument("--repeat", type=int, default=2, help="renders on the warm worker")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (each path once per round)")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
     args = parser.parse_args()
-    seconds = args.seconds or (0.4 if args.device == "cpu" else TARGET_S)
+    seconds = args.seconds or (1.0 if args.device == "cpu" else 10.0)
     full = args.preprocess == "full"
     model = "sadtalker-still" if full else "sadtalker"
+    checkout = args.official.resolve()
+    if not (checkout / "inference.py").is_file():
+        sys.exit(f"{checkout} has no inference.py: pass a checkout of OpenTalker/SadTalker")
+    apply_patches(checkout, PATCHES)
 
     env = BackendEnv.named("sadtalker")
-    watch = Stopwatch()
-    with watch.lap("env_check"):
-        python = env.ensure(PlainReporter())
-    work = Path(tempfile.mkdtemp(prefix="lipsync-bench-"))
+    python = env.ensure(PlainReporter())
+    work = Path(tempfile.mkdtemp(prefix="lipsync_bench_"))
+    face = work / "face.jpg"
+    face.write_bytes(PORTRAIT_512.read_bytes())  # the file the stand-in detectors were tuned on
     audio = speech_clip(work, seconds, args.audio)
-    weights, weights_kind = _weights(python, work, 256, full)
-    clip_s = duration(audio)
+    weights, official_detector, weights_kind = _weights(python, work, full)
 
-    weight_args = [
-        "--checkpoint",
-        str(weights["bundle"]),
-        "--mapping-checkpoint",
-        str(weights["mapping"]),
-        "--detector-checkpoint",
-        str(weights["detector"]),
-        "--landmark-checkpoint",
-        str(weights["landmarks"]),
-    ]
-    paste = "poisson"  # the official paste-back, for identical output in full mode
-    result = compare(
-        env,
-        args.device,
-        ["--model", model, "--image", str(PORTRAIT_512), "--audio", str(audio), "-o", str(work / "cold.mp4"),
-         "--seed", "0", "--preprocess", args.preprocess, *weight_args, *(["--paste", paste] if full else [])],
-        {"face": str(PORTRAIT_512), "audio": str(audio), "output": str(work / "warm.mp4"), "format": "mp4",
-         "seed": 0, "preprocess": args.preprocess, "still": full, "paste": paste,
-         "weights": {role: str(path) for role, path in weights.items()}},
-        [str(REPO_ROOT / "bench" / "official_sadtalker.py"), "--face", str(PORTRAIT_512),
-         "--audio", str(audio), "--bundle", str(weights["bundle"]), "--mapping", str(weights["mapping"]),
-         "--detector", str(weights["detector"]), "--landmarks", str(weights["landmarks"]),
-         "--preprocess", args.preprocess, "--out", str(work / "official.mp4")],
-        args.repeat,
-    )  # fmt: skip
-    cold, cold_wall, warm = result.cold, result.cold_wall, result.warm
-    official, official_wall, start_s = result.official, result.official_wall, result.worker_start
+    official_cwd = work / "official"  # facexlib's weights are looked up under the working folder
+    place(official_cwd / WEIGHTS_DIR / "detection_Resnet50_Final.pth", official_detector)
+    place(official_cwd / WEIGHTS_DIR / "alignment_WFLW_4HG.pth", weights["landmarks"])
+    checkpoints = work / "checkpoints"
+    place(checkpoints / "SadTalker_V0.0.2_256.safetensors", weights["bundle"])
+    place(checkpoints / f"mapping_{'00109' if full else '00229'}-model.pth.tar", weights["mapping"])
+    env_official = official_env(work, args.device)
+    mode = ["--preprocess", args.preprocess, *(["--still"] if full else [])]
+    cpu = ["--cpu"] if args.device == "cpu" else []
 
-    frames = cold["frames"]
-    columns = {
-        "official flow": official["seconds"],
-        "lipsync run (cold)": cold["seconds"],
-        "warm worker": warm["seconds"],
+    def official(index: int) -> float:
+        results = work / f"official_{index}"
+        argv = [str(args.official_python), str(checkout / "inference.py"), "--driven_audio", str(audio),
+                "--source_image", str(face), "--checkpoint_dir", str(checkpoints),
+                "--result_dir", str(results), "--size", "256", *mode, *cpu]  # fmt: skip
+        return run_timed(argv, official_cwd, env_official, work / f"official_{index}.log")
+
+    weight_args = ["--checkpoint", str(weights["bundle"]), "--mapping-checkpoint", str(weights["mapping"]),
+                   "--detector-checkpoint", str(weights["detector"]),
+                   "--landmark-checkpoint", str(weights["landmarks"])]  # fmt: skip
+    paste = ["--paste", "poisson"] if full else []  # the official paste-back
+
+    def cold(index: int) -> tuple[dict, float]:
+        return run_json([sys.executable, "-m", "lipsync_cli", "run", "--model", model, "--image", str(face),
+                         "--audio", str(audio), "-o", str(work / f"cold_{index}.mp4"), "--seed", "0",
+                         "--preprocess", args.preprocess, *weight_args, *paste, "--device", args.device,
+                         "--json", "--overwrite"])  # fmt: skip
+
+    params = {
+        "face": str(face),
+        "audio": str(audio),
+        "format": "mp4",
+        "overwrite": True,
+        "seed": 0,
+        "preprocess": args.preprocess,
+        "still": full,
+        "paste": "poisson" if full else "blend",
+        "weights": {role: str(path) for role, path in weights.items()},
     }
-    stages = [s for s in (*FIXED, *PER_FRAME) if any(s in c for c in columns.values())]
-    rows = [[stage, *(c.get(stage, 0.0) for c in columns.values())] for stage in stages]
-    walls = [official_wall, cold_wall, warm["wall"]]
-    rows.append(["**wall clock**", *walls])
-    print(
-        f"\nSadTalker ({model}, --preprocess {args.preprocess}), {frames} frames ({clip_s:.2f} s of audio), "
-        f"512x512 portrait, 256 renderer, {weights_kind} weights; {machine_line(cold['device'])}; "
-        f"worker start on its own: {start_s:.2f} s"
-    )
-    print_table("seconds per stage", ["stage", *columns], rows)
+    paths = {name: Series(name) for name in ("official inference.py", "lipsync run (cold)", "warm worker")}
+    cold_stages: list[dict[str, float]] = []
+    warm_stages: list[dict[str, float]] = []
+    load_before = load_average()
+    with WorkerClient(env, device=args.device) as worker:
+        worker.start()
+        short = speech_clip(work, 0.4, audio)
+        worker.render({**params, "audio": str(short), "output": str(work / "warm_first.mp4")})  # loads models
+        for index in range(args.rounds):
+            paths["official inference.py"].walls.append(official(index))
+            result, wall = cold(index)
+            paths["lipsync run (cold)"].walls.append(wall)
+            cold_stages.append(result["seconds"])
+            started = time.perf_counter()
+            stats = worker.render({**params, "output": str(work / f"warm_{index}.mp4")}).stats
+            paths["warm worker"].walls.append(time.perf_counter() - started)
+            warm_stages.append(stats["seconds"])
+            print(f"round {index + 1}: " + ", ".join(f"{s.name} {s.walls[-1]:.1f} s" for s in paths.values()),
+                  file=sys.stderr)  # fmt: skip
+    load_after = load_average()
 
-    scale = TARGET_S * 25 / frames
-    # Only the stages that grow with the clip are scaled; everything else in the wall clock stays.
-    projected = [
-        wall + (scale - 1) * sum(c.get(s, 0.0) for s in PER_FRAME)
-        for c, wall in zip(columns.values(), walls, strict=True)
-    ]
-    print_table(
-        f"a {TARGET_S:g} s clip ({'measured' if scale == 1 else f'per-frame stages scaled x{scale:.1f}'})",
-        ["path", "wall s", "x official", "realtime factor"],
-        [
-            [name, wall, projected[0] / wall, TARGET_S / wall]
-            for name, wall in zip(columns, projected, strict=True)
-        ],
+    frames = result["frames"]
+    official_video = next((work / "official_0").glob("*.mp4"))
+    print(
+        f"\n## SadTalker ({model}, --preprocess {args.preprocess}), {seconds:g} s of speech "
+        f"({frames} frames), 512x512 portrait, 256 renderer, {args.device}"
     )
-    result.save(args.json, clip_s=clip_s, weights=weights_kind)
+    print_setup(
+        {
+            "machine": machine_line(args.device),
+            "load averages (1/5/15 min) before / after": f"{load_before} → {load_after}",
+            "weights": weights_kind,
+            "official": f"{checkout} ({checkout_commit(checkout)}), patches: {patch_lines(PATCHES)}",
+            "official Python": python_versions(args.official_python, ("torch", "torchvision", "numpy")),
+            "lipsync backend Python": python_versions(python, ("torch", "numpy", "cv2")),
+            "output s, official / lipsync": f"{duration(official_video):.2f} / {result['duration']:.2f}",
+        }
+    )
+    speed_table(list(paths.values()), paths["official inference.py"], unit=frames, unit_name="frame")
+    present = [s for s in STAGES if any(s in stages for stages in cold_stages + warm_stages)]
+    print_table(
+        "lipsync stages, median s",
+        ["stage", "lipsync run (cold)", "warm worker"],
+        [[stage, _median(cold_stages, stage), _median(warm_stages, stage)] for stage in present],
+    )
+    if args.json:
+        figures = {
+            "paths": {s.name: s.walls for s in paths.values()},
+            "frames": frames,
+            "cold_stages": cold_stages,
+            "warm_stages": warm_stages,
+            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load": [load_before, load_after]},
+        }
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+def _median(stages: list[dict[str, float]], stage: str) -> float:
+    return statistics.median(s.get(stage, 0.0) for s in stages)
 
 
 if __name__ == "__main__":

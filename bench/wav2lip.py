@@ -1,123 +1,196 @@
-"""Wav2Lip speed: seconds per stage for a 10 s clip from a 512x512 portrait, against the official flow.
+"""Wav2Lip speed: the official ``inference.py`` (a checkout, run for real) against ``lipsync run``.
 
-    uv run python bench/wav2lip.py [--device cpu|cuda] [--seconds 10] [--audio SPEECH] [--repeat 2]
+    uv run python bench/wav2lip.py --official ~/src/Wav2Lip --official-python ~/src/Wav2Lip/.venv/bin/python
+        [--device cpu|cuda] [--size 512] [--seconds 10] [--rounds 3] [--detect] [--audio SPEECH]
 
-Measured in one run on one machine:
-* ``lipsync run`` cold: the real CLI in a fresh process (env check, worker start, model load, render);
-* a warm worker: the same render again on a worker that has its models loaded (what ``lipsync batch``
-  keeps between clips);
-* the official ``inference.py`` flow (bench/official_wav2lip.py) on the same inputs, device and weights.
-Weights: the real files if ``lipsync weights status wav2lip`` finds them, else stand-ins with the
-official shapes (same arithmetic, so the same speed). Prints Markdown tables for README.
+Each round renders the same clip three ways, one after the other: the official ``inference.py``
+(a fresh process, as its README runs it), ``lipsync run`` cold (a fresh process: env check, worker
+start, model load, render) and a warm worker (what ``lipsync batch`` keeps between clips). Interleaving
+the rounds spreads the machine's background load over all paths alike. Both sides use the same face box
+(``--box``, so detection is identical and cheap; ``--detect`` runs the S3FD detector instead, which needs
+the released weights: the stand-in S3FD's best box on the astronaut is degenerate, and the official code
+fails on its empty crop), the same
+weights (the real files if ``lipsync weights status wav2lip`` finds them, else stand-ins with the official
+shapes: the same arithmetic), the hard paste of the official code (``--paste exact``) and the same ffmpeg.
+The official checkout gets only the compatibility patches of ``PATCHES``. Prints Markdown for README,
+with the machine, its load before and after, the versions, and how far the frames of both outputs differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _common import (
-    PORTRAIT_512,
-    REPO_ROOT,
-    Stopwatch,
-    compare,
+    Series,
+    cpu_model,
     duration,
+    load_average,
     machine_line,
+    portrait,
+    print_setup,
     print_table,
+    python_versions,
+    run_json,
     speech_clip,
+    speed_table,
     standin_wav2lip_weights,
 )
+from _frames import compare
+from _official import Patch, apply_patches, checkout_commit, official_env, patch_lines, place, run_timed
 
 from lipsync_cli.catalogue import weight_file
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.output import PlainReporter
 from lipsync_cli.weights import WeightsStore
+from lipsync_cli.worker import WorkerClient
 
-STAGES = ("load_inputs", "features", "model_load", "detection", "inference", "encode")
+PATCHES = (
+    Patch(
+        "audio.py",
+        "librosa.filters.mel(hp.sample_rate, hp.n_fft, n_mels=",
+        "librosa.filters.mel(sr=hp.sample_rate, n_fft=hp.n_fft, n_mels=",
+        "librosa 0.10 takes the mel filter's sample rate and FFT size as keywords only",
+    ),
+    Patch(
+        "face_detection/utils.py",
+        "dtype=np.int)",
+        "dtype=int)",
+        "NumPy 1.24 removed the `np.int` alias",
+    ),
+)
+DETECTOR_PATH = "face_detection/detection/sfd/s3fd.pth"  # where the official S3FD looks for its weights
+BOX_512 = (50, 200, 170, 285)  # top, bottom, left, right: the astronaut's face at 512x512
+STAGES = ("worker_start", "model_load", "load_inputs", "features", "detection", "inference", "encode")
 
 
 def _weights(python: Path, folder: Path) -> tuple[dict[str, Path], str]:
     store = WeightsStore()
     real = {"checkpoint": weight_file("wav2lip.pth"), "detector": weight_file("s3fd-619a316812.pth")}
     if all(store.status(wf) == "ok" for wf in real.values()):
-        return {role: store.path_for(wf) for role, wf in real.items()}, "official"
-    return standin_wav2lip_weights(python, folder), "stand-in (official shapes)"
+        return {role: store.path_for(wf) for role, wf in real.items()}, "the released files"
+    return standin_wav2lip_weights(python, folder), "stand-ins with the official shapes"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--official", type=Path, required=True, help="a checkout of Rudrabha/Wav2Lip")
+    parser.add_argument("--official-python", type=Path, required=True, help="a Python that runs it")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--size", type=int, default=512, help="portrait width and height (astronaut)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--audio", type=Path, help="speech to use (default: espeak-ng speech)")
-    parser.add_argument("--repeat", type=int, default=2, help="renders on the warm worker")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each path once per round)")
+    parser.add_argument("--detect", action="store_true", help="S3FD instead of --box (released weights)")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
     args = parser.parse_args()
+    checkout = args.official.resolve()
+    if not (checkout / "inference.py").is_file():
+        sys.exit(f"{checkout} has no inference.py: pass a checkout of Rudrabha/Wav2Lip")
+    apply_patches(checkout, PATCHES)
 
-    reporter = PlainReporter()
     env = BackendEnv.named("wav2lip")
-    watch = Stopwatch()
-    with watch.lap("env_check"):
-        python = env.ensure(reporter)
-    work = Path(tempfile.mkdtemp(prefix="lipsync-bench-"))
+    python = env.ensure(PlainReporter())
+    work = Path(tempfile.mkdtemp(prefix="lipsync_bench_"))
+    face = portrait(work, args.size)
     audio = speech_clip(work, args.seconds, args.audio)
     weights, weights_kind = _weights(python, work)
+    if args.detect:
+        place(checkout / DETECTOR_PATH, weights["detector"])
+    box = tuple(round(v * args.size / 512) for v in BOX_512)
+    box_args = [] if args.detect else ["--box", *map(str, box)]
+
+    official_cwd = work / "official"  # the official code writes temp/result.avi under its working folder
+    (official_cwd / "temp").mkdir(parents=True)
+    env_official = official_env(work, args.device)
+
+    def official(out: Path) -> float:
+        argv = [str(args.official_python), str(checkout / "inference.py"),
+                "--checkpoint_path", str(weights["checkpoint"]), "--face", str(face), "--audio", str(audio),
+                "--outfile", str(out), *box_args]  # fmt: skip
+        return run_timed(argv, official_cwd, env_official, out.with_suffix(".log"))
+
+    def cold(out: Path) -> tuple[dict, float]:
+        argv = [sys.executable, "-m", "lipsync_cli", "run", "--model", "wav2lip", "--image", str(face),
+                "--audio", str(audio), "-o", str(out), "--paste", "exact", "--device", args.device,
+                "--checkpoint", str(weights["checkpoint"]), "--detector-checkpoint", str(weights["detector"]),
+                *box_args, "--json", "--overwrite"]  # fmt: skip
+        return run_json(argv)
+
+    params = {
+        "face": str(face),
+        "audio": str(audio),
+        "format": "mp4",
+        "paste": "exact",
+        "overwrite": True,
+        "weights": {role: str(path) for role, path in weights.items()},
+        "box": None if args.detect else box,
+    }
+    paths = {name: Series(name) for name in ("official inference.py", "lipsync run (cold)", "warm worker")}
+    cold_stages: list[dict[str, float]] = []
+    warm_stages: list[dict[str, float]] = []
+    load_before = load_average()
+    with WorkerClient(env, device=args.device) as worker:
+        worker.start()
+        worker.render({**params, "output": str(work / "warm_first.mp4")})  # loads the models: not timed
+        for index in range(args.rounds):
+            paths["official inference.py"].walls.append(official(work / f"official_{index}.mp4"))
+            result, wall = cold(work / f"cold_{index}.mp4")
+            paths["lipsync run (cold)"].walls.append(wall)
+            cold_stages.append(result["seconds"])
+            started = time.perf_counter()
+            stats = worker.render({**params, "output": str(work / f"warm_{index}.mp4")}).stats
+            paths["warm worker"].walls.append(time.perf_counter() - started)
+            warm_stages.append(stats["seconds"])
+            print(f"round {index + 1}: " + ", ".join(f"{s.name} {s.walls[-1]:.2f} s" for s in paths.values()),
+                  file=sys.stderr)  # fmt: skip
+    load_after = load_average()
+
+    face_box = result.get("face_box") or {}
+    compared_box = tuple(face_box[k] for k in ("top", "bottom", "left", "right")) if face_box else box
+    diff = compare(work / "official_0.mp4", work / "cold_0.mp4", compared_box)  # type: ignore[arg-type]
     clip_s = duration(audio)
-
-    model_files = [
-        "--checkpoint",
-        str(weights["checkpoint"]),
-        "--detector-checkpoint",
-        str(weights["detector"]),
-    ]
-    result = compare(
-        env,
-        args.device,
-        ["--model", "wav2lip", "--image", str(PORTRAIT_512), "--audio", str(audio),
-         "-o", str(work / "cold.mp4"), "--paste", "exact", *model_files],
-        {"face": str(PORTRAIT_512), "audio": str(audio), "output": str(work / "warm.mp4"), "format": "mp4",
-         "paste": "exact", "weights": {role: str(path) for role, path in weights.items()}},
-        [str(REPO_ROOT / "bench" / "official_wav2lip.py"), "--face", str(PORTRAIT_512), "--audio", str(audio),
-         "--checkpoint", str(weights["checkpoint"]), "--detector", str(weights["detector"]),
-         "--out", str(work / "official.mp4")],
-        args.repeat,
-    )  # fmt: skip
-    cold, cold_wall, warm = result.cold, result.cold_wall, result.warm
-    official, official_wall, start_s = result.official, result.official_wall, result.worker_start
-
-    frames = cold["frames"]
-    cold_s, warm_s, off_s = cold["seconds"], warm["seconds"], official["seconds"]
-    rows = [
-        [stage, off_s.get(stage, 0.0), cold_s.get(stage, 0.0), warm_s.get(stage, 0.0)] for stage in STAGES
-    ]
-    rows.insert(0, ["env check", 0.0, watch.seconds["env_check"], 0.0])
-    rows.insert(1, ["worker start (python + torch import)", 0.0, cold_s.get("worker_start", 0.0), 0.0])
-    warm_render = sum(warm_s.get(stage, 0.0) for stage in STAGES)
-    rows.append(["**wall clock**", official_wall, cold_wall, warm["wall"]])
-    rows.append(
-        [
-            "realtime factor (clip s / wall s)",
-            clip_s / official_wall,
-            clip_s / cold_wall,
-            clip_s / warm["wall"],
-        ]
-    )
     print(
-        f"\nWav2Lip, {frames} frames ({clip_s:.2f} s of audio), 512x512 portrait, {weights_kind} weights; "
-        f"{machine_line(cold['device'])}; worker start on its own: {start_s:.2f} s"
+        f"\n## Wav2Lip, {args.seconds:g} s of speech ({result['frames']} frames), {args.size}x{args.size} "
+        f"portrait, {'S3FD detection' if args.detect else f'--box {box}'}, {args.device}"
     )
-    print_table("seconds per stage", ["stage", "official flow", "lipsync run (cold)", "warm worker"], rows)
+    print_setup(
+        {
+            "machine": machine_line(args.device),
+            "load averages (1/5/15 min) before / after": f"{load_before} → {load_after}",
+            "weights": weights_kind,
+            "official": f"{checkout} ({checkout_commit(checkout)}), patches: {patch_lines(PATCHES)}",
+            "official Python": python_versions(args.official_python, ("torch", "numpy", "cv2", "librosa")),
+            "lipsync backend Python": python_versions(python, ("torch", "numpy", "cv2")),
+            "frames, official against lipsync run": diff.summary(),
+        }
+    )
+    speed_table(list(paths.values()), paths["official inference.py"])
     print_table(
-        "throughput relative to the official flow (same run, same device)",
-        ["path", "wall s", "x official"],
-        [
-            ["official flow", official_wall, 1.0],
-            ["lipsync run (cold)", cold_wall, official_wall / cold_wall],
-            ["warm worker", warm["wall"], official_wall / warm["wall"]],
-            ["warm worker, render stages only", warm_render, official_wall / warm_render],
-        ],
+        "lipsync stages, median s",
+        ["stage", "lipsync run (cold)", "warm worker"],
+        [[stage, _median(cold_stages, stage), _median(warm_stages, stage)] for stage in STAGES],
     )
-    result.save(args.json, clip_s=clip_s, weights=weights_kind)
+    if args.json:
+        figures = {
+            "paths": {s.name: s.walls for s in paths.values()},
+            "cold_stages": cold_stages,
+            "warm_stages": warm_stages,
+            "frames": diff.__dict__,
+            "clip_s": clip_s,
+            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load": [load_before, load_after]},
+        }
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+def _median(stages: list[dict[str, float]], stage: str) -> float:
+    return statistics.median(s.get(stage, 0.0) for s in stages)
 
 
 if __name__ == "__main__":
