@@ -1,7 +1,7 @@
 """Face detection for the sync pipeline: S3FD as syncnet_python's ``detectors/s3fd`` runs it.
 
-The layers are those of the Wav2Lip backend's S3FD (this is the only module that imports it, so it can
-follow S3FD into the kit). syncnet_python's ``S3FDNet`` runs them differently from face-alignment's:
+The layers are those of the kit's S3FD (`lipsync_kit.s3fd`, shared with Wav2Lip). syncnet_python's
+``S3FDNet`` runs them differently from face-alignment's:
 
 * network: ``fc6`` is dilated by 6 (padding 6; face-alignment pads by 3 without dilation) and the max-pool
   after ``conv3_3`` rounds up (``ceil_mode``), which matters for odd feature maps (e.g. 180 px high);
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lipsync_kit.checkpoints import load_into, load_state_dict_file
-from lipsync_wav2lip.s3fd import S3FD, SOURCES, STRIDES, VGG_STAGES
+from lipsync_kit.s3fd.net import S3FD, SOURCES, STRIDES, VGG_STAGES
 from torch import Tensor, nn
 
 __all__ = ["CONF_THRESHOLD", "DETECT_SCALE", "FaceDetector", "SfdFace", "load_detector", "remap_sfd_face"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lipsync_kit.s3fd import S3FD
 from lipsync_syncnet.detection import FaceDetector, SfdFace, remap_sfd_face
 from lipsync_syncnet.syncnet import SyncNet
-from lipsync_wav2lip.s3fd import S3FD
 from standin import load_schema, standin_state_dict
 from syncnet_clips import clip_frames
 
