@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,20 +23,6 @@ EPILOG = (
     "Exit status: 0 when no job failed, 1 when any did, 65 when --check finds a bad line, "
     "130 when interrupted (the results file then lets --resume continue)."
 )
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Schedulers stop jobs with SIGTERM: treat it like Ctrl-C, so the batch stops as cleanly."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_summary(summary: Summary, reporter: Reporter) -> None:
@@ -164,8 +147,7 @@ def batch(
         emit("job", body, json_mode=json_, lines=[record["output"]] if done else [])
 
     try:
-        with _sigterm_as_interrupt():
-            summary = run_batch(options, reporter, sink)
+        summary = run_batch(options, reporter, sink)  # SIGTERM stops it as Ctrl-C does (cli.app.main)
     finally:
         if scorer is not None:
             scorer.close()
