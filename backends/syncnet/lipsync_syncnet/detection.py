@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lipsync_kit.checkpoints import load_into, load_state_dict_file
-from lipsync_kit.s3fd.net import S3FD, SOURCES, STRIDES, VGG_STAGES
+from lipsync_kit.s3fd.net import S3FD, SOURCES, STRIDES
 from torch import Tensor, nn
 
 __all__ = ["CONF_THRESHOLD", "DETECT_SCALE", "FaceDetector", "SfdFace", "load_detector", "remap_sfd_face"]
@@ -59,33 +59,11 @@ _SFD_FACE_NAMES: Final = {
 class SfdFace(S3FD):
     """S3FD with syncnet_python's forward: dilated ``fc6`` and a ceil-mode pool after ``conv3_3``."""
 
+    ceil_pool_stage = 3
+
     def __init__(self) -> None:
         super().__init__()
         self.fc6 = nn.Conv2d(512, 1024, 3, padding=6, dilation=6)
-
-    def forward(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """(B, 3, H, W) RGB minus `MEANS_RGB` -> per level (cls logits (B, 2, h, w), reg (B, 4, h, w))."""
-        sources: list[Tensor] = []
-        h = x
-        for stage, widths in enumerate(VGG_STAGES, start=1):
-            for i in range(1, len(widths) + 1):
-                h = self._relu_conv(f"conv{stage}_{i}", h)
-            if stage >= 3:
-                sources.append(h)
-            h = F.max_pool2d(h, 2, 2, ceil_mode=stage == 3)
-        for names in (("fc6", "fc7"), ("conv6_1", "conv6_2"), ("conv7_1", "conv7_2")):
-            for name in names:
-                h = self._relu_conv(name, h)
-            sources.append(h)
-        outputs = []
-        for feat, (name, _, _, scale) in zip(sources, SOURCES, strict=True):
-            if scale is not None:
-                feat = self.get_submodule(name)(feat)
-            cls = self.get_submodule(f"{name}_mbox_conf")(feat)
-            if cls.shape[1] == 4:  # three background logits max out to one
-                cls = torch.cat([cls[:, :3].amax(dim=1, keepdim=True), cls[:, 3:]], dim=1)
-            outputs.append((cls, self.get_submodule(f"{name}_mbox_loc")(feat)))
-        return outputs
 
 
 def remap_sfd_face(state: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -8,7 +8,7 @@ module names equal the official checkpoint keys (``s3fd-619a316812.pth``), so it
 from __future__ import annotations
 
 import os
-from typing import Final
+from typing import ClassVar, Final
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,9 @@ class L2Norm(nn.Module):
 class S3FD(nn.Module):
     """VGG16 trunk, two extra stages and six detection heads; one square anchor per feature cell."""
 
+    # The VGG stage whose max-pool rounds odd maps up (None: all round down, as face-alignment runs it).
+    ceil_pool_stage: ClassVar[int | None] = None
+
     def __init__(self) -> None:
         super().__init__()
         in_ch = 3
@@ -98,7 +101,7 @@ class S3FD(nn.Module):
                 h = self._relu_conv(f"conv{stage}_{i}", h)
             if stage >= 3:
                 sources.append(h)
-            h = F.max_pool2d(h, 2, 2)
+            h = F.max_pool2d(h, 2, 2, ceil_mode=stage == self.ceil_pool_stage)
         for names in (("fc6", "fc7"), ("conv6_1", "conv6_2"), ("conv7_1", "conv7_2")):
             for name in names:
                 h = self._relu_conv(name, h)
