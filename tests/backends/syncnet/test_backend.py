@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import lipsync_syncnet.evaluate as evaluate_module
 import numpy as np
 import pytest
 import torch
 from lipsync_kit.errors import BackendError, ErrorCode
 from lipsync_syncnet.backend import SyncNetBackend, load_syncnet
 from lipsync_syncnet.evaluate import EvalOptions, evaluate_video
+from lipsync_syncnet.offsets import SyncScores, distance_matrix, sync_scores
 from lipsync_syncnet.sheet import SHEET_SIZE
 from syncnet_clips import clip_frames, speech, write_clip
 
@@ -63,27 +65,27 @@ def test_scores_of_a_clip(
 
 
 def test_delayed_audio_moves_the_distances_by_five_frames(
-    clip: dict[str, Path], standin_files: dict[str, Path]
+    clip: dict[str, Path], standin_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every lip/audio pair that exists in both runs has the same distance, 5 offsets further on."""
     net = load_syncnet(standin_files["syncnet"], torch.device("cpu"))
-    captured = []
-    import lipsync_syncnet.evaluate as evaluate_module
+    captured: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    original = evaluate_module.sync_scores
-    evaluate_module.sync_scores = lambda lip, aud, vshift: (
-        captured.append((lip, aud)) or original(lip, aud, vshift)
-    )
-    try:
-        opts = EvalOptions(box=BOX)
-        for audio in (None, clip["delayed"]):
-            evaluate_video(clip["video"], audio, net, None, torch.device("cpu"), opts, lambda *a: None)
-    finally:
-        evaluate_module.sync_scores = original
+    def capture(lip: torch.Tensor, aud: torch.Tensor, vshift: int) -> SyncScores:
+        captured.append((lip, aud))
+        return sync_scores(lip, aud, vshift)
+
+    monkeypatch.setattr(evaluate_module, "sync_scores", capture)
+    opts = EvalOptions(box=BOX)
+    for audio in (None, clip["delayed"]):
+        evaluate_video(clip["video"], audio, net, None, torch.device("cpu"), opts, lambda *a: None)
     (lip1, aud1), (lip2, aud2) = captured
     torch.testing.assert_close(lip1, lip2, rtol=0, atol=0)
-    # Audio window k of the delayed run is window k - 5 of the original one.
+    # Audio window k of the delayed run is window k - 5 of the original one, to float rounding.
     torch.testing.assert_close(aud2[SHIFT:], aud1[:-SHIFT], rtol=0, atol=1e-4)
+    d1, d2 = distance_matrix(lip1, aud1), distance_matrix(lip2, aud2)
+    rows = slice(SHIFT + 15, len(lip1) - 15)  # rows whose audio windows are real in both runs at every offset
+    torch.testing.assert_close(d2[rows, SHIFT:], d1[rows, :-SHIFT], rtol=0, atol=1e-3)
 
 
 def test_sheet_png(
