@@ -18,7 +18,7 @@ from .catalogue import SYNCNET_DETECTOR, SYNCNET_FILE, weight_file
 from .envs import BackendEnv
 from .errors import ErrorCode, LipsyncError
 from .output import Reporter
-from .render import EventHandler, _StageProgress
+from .render import EventHandler, StageProgress
 from .weights import WeightsStore, resolve_custom, sha256_file
 from .worker import WorkerClient
 
@@ -167,7 +167,7 @@ def evaluate(
     for request in requests:
         request.check()
     BackendEnv.named(BACKEND).ensure(reporter)
-    progress = _StageProgress(reporter)
+    progress = StageProgress(reporter)
     records = []
     try:
         with Evaluator(reporter, device=device) as evaluator:

@@ -40,6 +40,7 @@ __all__ = [
     "OutputTarget",
     "RenderRequest",
     "Renderer",
+    "StageProgress",
     "check_request",
     "container_for",
     "render",
@@ -156,7 +157,7 @@ def resolve_weights(model: Model, request: RenderRequest, reporter: Reporter) ->
     return resolved
 
 
-class _StageProgress:
+class StageProgress:
     """Turns the worker's ``progress`` events into one progress task per stage."""
 
     def __init__(self, reporter: Reporter) -> None:
@@ -350,7 +351,7 @@ def render(request: RenderRequest, reporter: Reporter) -> dict[str, Any]:
 
     stream_fd = os.dup(1) if request.output.is_stream else None
     made = make_folders(request.output.path.parent) if request.output.path is not None else []
-    progress = _StageProgress(reporter)
+    progress = StageProgress(reporter)
     try:
         with Renderer(model.backend, reporter, device=request.device, stream_fd=stream_fd) as renderer:
             record = renderer.render(request, progress)
