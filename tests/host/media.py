@@ -15,6 +15,8 @@ SPEECH_CLIPS = {
     "hello": "hello_there.wav",  # "Hello there.", 1.03 s
     "hi": "hi.wav",  # "Hi.", 0.68 s
     "long": "long_sentence.wav",  # a 5.3 s sentence
+    "lips": "lips_check.wav",  # "Hello there. This clip checks that the lips move with the words.", 3.96 s
+    "hi_there": "hi_there.wav",  # "Hi there.", 0.96 s
 }
 
 

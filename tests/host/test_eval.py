@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DATA_DIR, TESTS_DIR
-from media import decode_audio, decode_frames, ffmpeg, make_speech
+from media import copy_speech, decode_audio, decode_frames, ffmpeg
 
 from lipsync_cli.envs import BackendEnv
 from lipsync_cli.output import PlainReporter
@@ -35,7 +35,7 @@ def syncnet_standins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 @pytest.fixture(scope="session")
 def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    return make_speech(path, "Hello there. This clip checks that the lips move with the words.")
+    return copy_speech("lips", path)
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +190,7 @@ def test_batch_eval_marks_low_sync_and_keeps_the_output(
     """``batch --eval --min-lse-c``: every job scored; one above any real LSE-C bar is ``low_sync``."""
     (lipsync_home / "weights").mkdir(parents=True)
     (lipsync_home / "weights" / "syncnet_v2.model").write_bytes(syncnet_standins["syncnet"].read_bytes())
-    speech = make_speech(tmp_path / "hi.wav", "Hi there.")
+    speech = copy_speech("hi_there", tmp_path / "hi.wav")
     options = {
         "checkpoint": str(standin_checkpoints["generator"]),
         "detector_checkpoint": str(standin_checkpoints["detector"]),
