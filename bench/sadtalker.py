@@ -242,7 +242,7 @@ def main() -> None:
             "official": f"{checkout} ({checkout_commit(checkout)}), patches: {patch_lines(PATCHES)}",
             "official Python": python_versions(args.official_python, ("torch", "torchvision", "numpy")),
             "lipsync backend Python": python_versions(python, ("torch", "numpy", "cv2")),
-            "output s, official / lipsync": f"{duration(official_video):.2f} / {result['duration']:.2f}",
+            "output s, official / lipsync": f"{duration(official_video):.2f} / {frames / 25:.2f}",
         }
     )
     speed_table(list(paths.values()), paths["official inference.py"], unit=frames, unit_name="frame")
