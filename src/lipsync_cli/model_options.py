@@ -36,9 +36,14 @@ __all__ = [
 
 @cache
 def backend_options(backend: str) -> tuple[Option, ...]:
-    """The options a backend declares in its ``options.py`` (read from its sources, not imported with it)."""
+    """The options a backend declares in its ``options.py`` (read from its sources, not imported with it).
+
+    A backend whose sources are not there has none (it cannot run either; its env build says why).
+    """
     package = BACKENDS[backend].package
     source = paths.backends_dir() / backend / package / "options.py"
+    if not source.is_file():
+        return ()
     spec = importlib.util.spec_from_file_location(f"lipsync_cli._options_{backend}", source)
     if spec is None or spec.loader is None:
         raise LipsyncError(ErrorCode.INTERNAL, f"the {backend} backend declares no options at {source}")
