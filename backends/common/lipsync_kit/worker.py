@@ -90,6 +90,12 @@ class _Stopped(SystemExit):
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Stop once: later SIGTERMs are ignored so they cannot cut the clean-up short.
+
+    A dead host sends two (the parent-death signal, and the stdin reader seeing the end of input);
+    the second one used to land inside the writer's clean-up and leave the partial output behind.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise _Stopped(128 + signum)
 
 
