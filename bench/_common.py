@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +95,73 @@ class Series:
     @property
     def spread(self) -> str:
         return f"{_cell(min(self.walls))}–{_cell(max(self.walls))}"
+
+
+OFFICIAL, COLD, WARM = "official inference.py", "lipsync run (cold)", "warm worker"
+
+
+@dataclass
+class Rounds:
+    """What the interleaved rounds measured: walls per path, lipsync's seconds per stage, machine load."""
+
+    paths: dict[str, Series]
+    cold_stages: list[dict[str, float]]
+    warm_stages: list[dict[str, float]]
+    last_result: dict
+    load_before: str
+    load_after: str
+
+    def stage_rows(self, stages: Sequence[str]) -> list[list[object]]:
+        """Median seconds per stage, cold and warm, for the stages either path reported."""
+        present = [s for s in stages if any(s in seen for seen in self.cold_stages + self.warm_stages)]
+        return [[s, _median_stage(self.cold_stages, s), _median_stage(self.warm_stages, s)] for s in present]
+
+    def figures(self) -> dict[str, object]:
+        """The raw numbers for ``--json``."""
+        return {
+            "paths": {s.name: s.walls for s in self.paths.values()},
+            "cold_stages": self.cold_stages,
+            "warm_stages": self.warm_stages,
+            "machine": {
+                "cpu": cpu_model(),
+                "cores": os.cpu_count(),
+                "load": [self.load_before, self.load_after],
+            },
+        }
+
+
+def interleaved_rounds(
+    rounds: int,
+    official: Callable[[int], float],
+    cold: Callable[[int], tuple[dict, float]],
+    warm: Callable[[int], dict],
+) -> Rounds:
+    """Run the official code, a cold ``lipsync run`` and a warm worker render in turn, ``rounds`` times.
+
+    Interleaving spreads any drift of the machine's load over every path alike. ``official`` returns its
+    wall seconds, ``cold`` the ``--json`` result and wall seconds, ``warm`` the worker's result stats.
+    """
+    paths = {name: Series(name) for name in (OFFICIAL, COLD, WARM)}
+    cold_stages: list[dict[str, float]] = []
+    warm_stages: list[dict[str, float]] = []
+    result: dict = {}
+    load_before = load_average()
+    for index in range(rounds):
+        paths[OFFICIAL].walls.append(official(index))
+        result, wall = cold(index)
+        paths[COLD].walls.append(wall)
+        cold_stages.append(result["seconds"])
+        started = time.perf_counter()
+        stats = warm(index)
+        paths[WARM].walls.append(time.perf_counter() - started)
+        warm_stages.append(stats["seconds"])
+        walls = ", ".join(f"{s.name} {s.walls[-1]:.2f} s" for s in paths.values())
+        print(f"round {index + 1}: {walls}", file=sys.stderr)
+    return Rounds(paths, cold_stages, warm_stages, result, load_before, load_average())
+
+
+def _median_stage(stages: list[dict[str, float]], stage: str) -> float:
+    return statistics.median(s.get(stage, 0.0) for s in stages)
 
 
 def speed_table(paths: Sequence[Series], baseline: Series, unit: float = 0.0, unit_name: str = "") -> None:

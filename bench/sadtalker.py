@@ -20,21 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import (
+    COLD,
     DATA_DIR,
+    OFFICIAL,
     PORTRAIT_512,
     REPO_ROOT,
-    Series,
-    cpu_model,
+    WARM,
     duration,
-    load_average,
+    interleaved_rounds,
     machine_line,
     print_setup,
     print_table,
@@ -207,26 +206,17 @@ def main() -> None:
         "paste": "poisson" if full else "blend",
         "weights": {role: str(path) for role, path in weights.items()},
     }
-    paths = {name: Series(name) for name in ("official inference.py", "lipsync run (cold)", "warm worker")}
-    cold_stages: list[dict[str, float]] = []
-    warm_stages: list[dict[str, float]] = []
-    load_before = load_average()
     with WorkerClient(env, device=args.device) as worker:
         worker.start()
         short = speech_clip(work, 0.4, audio)
         worker.render({**params, "audio": str(short), "output": str(work / "warm_first.mp4")})  # loads models
-        for index in range(args.rounds):
-            paths["official inference.py"].walls.append(official(index))
-            result, wall = cold(index)
-            paths["lipsync run (cold)"].walls.append(wall)
-            cold_stages.append(result["seconds"])
-            started = time.perf_counter()
-            stats = worker.render({**params, "output": str(work / f"warm_{index}.mp4")}).stats
-            paths["warm worker"].walls.append(time.perf_counter() - started)
-            warm_stages.append(stats["seconds"])
-            print(f"round {index + 1}: " + ", ".join(f"{s.name} {s.walls[-1]:.1f} s" for s in paths.values()),
-                  file=sys.stderr)  # fmt: skip
-    load_after = load_average()
+        rounds = interleaved_rounds(
+            args.rounds,
+            official,
+            cold,
+            lambda index: worker.render({**params, "output": str(work / f"warm_{index}.mp4")}).stats,
+        )
+    result = rounds.last_result
 
     frames = result["frames"]
     official_video = next((work / "official_0").glob("*.mp4"))
@@ -237,7 +227,7 @@ def main() -> None:
     print_setup(
         {
             "machine": machine_line(args.device),
-            "load averages (1/5/15 min) before / after": f"{load_before} → {load_after}",
+            "load averages (1/5/15 min) before / after": f"{rounds.load_before} → {rounds.load_after}",
             "weights": weights_kind,
             "official": f"{checkout} ({checkout_commit(checkout)}), patches: {patch_lines(PATCHES)}",
             "official Python": python_versions(args.official_python, ("torch", "torchvision", "numpy")),
@@ -245,26 +235,10 @@ def main() -> None:
             "output s, official / lipsync": f"{duration(official_video):.2f} / {frames / 25:.2f}",
         }
     )
-    speed_table(list(paths.values()), paths["official inference.py"], unit=frames, unit_name="frame")
-    present = [s for s in STAGES if any(s in stages for stages in cold_stages + warm_stages)]
-    print_table(
-        "lipsync stages, median s",
-        ["stage", "lipsync run (cold)", "warm worker"],
-        [[stage, _median(cold_stages, stage), _median(warm_stages, stage)] for stage in present],
-    )
+    speed_table(list(rounds.paths.values()), rounds.paths[OFFICIAL], unit=frames, unit_name="frame")
+    print_table("lipsync stages, median s", ["stage", COLD, WARM], rounds.stage_rows(STAGES))
     if args.json:
-        figures = {
-            "paths": {s.name: s.walls for s in paths.values()},
-            "frames": frames,
-            "cold_stages": cold_stages,
-            "warm_stages": warm_stages,
-            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load": [load_before, load_after]},
-        }
-        args.json.write_text(json.dumps(figures, indent=1))
-
-
-def _median(stages: list[dict[str, float]], stage: str) -> float:
-    return statistics.median(s.get(stage, 0.0) for s in stages)
+        args.json.write_text(json.dumps({**rounds.figures(), "frames": frames}, indent=1))
 
 
 if __name__ == "__main__":

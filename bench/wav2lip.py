@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import (
-    Series,
-    cpu_model,
+    COLD,
+    OFFICIAL,
+    WARM,
     duration,
-    load_average,
+    interleaved_rounds,
     machine_line,
     portrait,
     print_setup,
@@ -132,25 +130,16 @@ def main() -> None:
         "weights": {role: str(path) for role, path in weights.items()},
         "box": None if args.detect else box,
     }
-    paths = {name: Series(name) for name in ("official inference.py", "lipsync run (cold)", "warm worker")}
-    cold_stages: list[dict[str, float]] = []
-    warm_stages: list[dict[str, float]] = []
-    load_before = load_average()
     with WorkerClient(env, device=args.device) as worker:
         worker.start()
         worker.render({**params, "output": str(work / "warm_first.mp4")})  # loads the models: not timed
-        for index in range(args.rounds):
-            paths["official inference.py"].walls.append(official(work / f"official_{index}.mp4"))
-            result, wall = cold(work / f"cold_{index}.mp4")
-            paths["lipsync run (cold)"].walls.append(wall)
-            cold_stages.append(result["seconds"])
-            started = time.perf_counter()
-            stats = worker.render({**params, "output": str(work / f"warm_{index}.mp4")}).stats
-            paths["warm worker"].walls.append(time.perf_counter() - started)
-            warm_stages.append(stats["seconds"])
-            print(f"round {index + 1}: " + ", ".join(f"{s.name} {s.walls[-1]:.2f} s" for s in paths.values()),
-                  file=sys.stderr)  # fmt: skip
-    load_after = load_average()
+        rounds = interleaved_rounds(
+            args.rounds,
+            lambda index: official(work / f"official_{index}.mp4"),
+            lambda index: cold(work / f"cold_{index}.mp4"),
+            lambda index: worker.render({**params, "output": str(work / f"warm_{index}.mp4")}).stats,
+        )
+    result = rounds.last_result
 
     face_box = result.get("face_box") or {}
     compared_box = tuple(face_box[k] for k in ("top", "bottom", "left", "right")) if face_box else box
@@ -163,7 +152,7 @@ def main() -> None:
     print_setup(
         {
             "machine": machine_line(args.device),
-            "load averages (1/5/15 min) before / after": f"{load_before} → {load_after}",
+            "load averages (1/5/15 min) before / after": f"{rounds.load_before} → {rounds.load_after}",
             "weights": weights_kind,
             "official": f"{checkout} ({checkout_commit(checkout)}), patches: {patch_lines(PATCHES)}",
             "official Python": python_versions(args.official_python, ("torch", "numpy", "cv2", "librosa")),
@@ -171,26 +160,11 @@ def main() -> None:
             "frames, official against lipsync run": diff.summary(),
         }
     )
-    speed_table(list(paths.values()), paths["official inference.py"])
-    print_table(
-        "lipsync stages, median s",
-        ["stage", "lipsync run (cold)", "warm worker"],
-        [[stage, _median(cold_stages, stage), _median(warm_stages, stage)] for stage in STAGES],
-    )
+    speed_table(list(rounds.paths.values()), rounds.paths[OFFICIAL])
+    print_table("lipsync stages, median s", ["stage", COLD, WARM], rounds.stage_rows(STAGES))
     if args.json:
-        figures = {
-            "paths": {s.name: s.walls for s in paths.values()},
-            "cold_stages": cold_stages,
-            "warm_stages": warm_stages,
-            "frames": diff.__dict__,
-            "clip_s": clip_s,
-            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load": [load_before, load_after]},
-        }
+        figures = {**rounds.figures(), "frames": diff.__dict__, "clip_s": clip_s}
         args.json.write_text(json.dumps(figures, indent=1))
-
-
-def _median(stages: list[dict[str, float]], stage: str) -> float:
-    return statistics.median(s.get(stage, 0.0) for s in stages)
 
 
 if __name__ == "__main__":
