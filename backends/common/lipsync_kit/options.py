@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-__all__ = ["COMMON_OPTIONS", "Option", "OptionError", "Target", "coerce", "resolve"]
+__all__ = [
+    "COMMON_OPTIONS",
+    "DURATION_MODES",
+    "Option",
+    "OptionError",
+    "Target",
+    "coerce",
+    "resolve",
+    "video_options",
+]
 
 Kind = Literal["int", "float", "bool", "choice", "quad", "box", "floats", "path", "checkpoint"]
 Target = Literal["backend", "request"]
@@ -68,6 +77,36 @@ COMMON_OPTIONS: Final[tuple[Option, ...]] = (
         default_note="25",
     ),
 )
+
+
+DURATION_MODES: Final = ("loop", "pingpong", "freeze", "cut")  # lipsync_kit.timeline implements them
+
+
+def video_options(default_duration_mode: str) -> tuple[Option, ...]:
+    """The options of every backend that dubs a video portrait (the kit's streaming video engine).
+
+    Args:
+        default_duration_mode: the model's official behaviour (Wav2Lip ``loop``, MuseTalk ``pingpong``).
+    """
+    return (
+        Option(
+            "duration_mode",
+            "choice",
+            default_duration_mode,
+            "When speech and video differ in length: loop the video, pingpong (forwards then backwards), "
+            "freeze its last frame, or cut both to the shorter.",
+            choices=DURATION_MODES,
+        ),
+        Option(
+            "detect_scale",
+            "float",
+            1.0,
+            "Detect faces on frames scaled by this factor (e.g. 0.5) for speed; below 1 the boxes are no "
+            "longer frame-identical to the official ones.",
+            minimum=0.05,
+            maximum=1.0,
+        ),
+    )
 
 
 def _number(option: Option, value: Any, integral: bool) -> int | float:

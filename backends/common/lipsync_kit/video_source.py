@@ -40,6 +40,7 @@ __all__ = [
     "ColourTags",
     "VideoInfo",
     "VideoSource",
+    "count_frames",
     "probe_video",
 ]
 
@@ -148,6 +149,57 @@ def probe_video(src: Path) -> VideoInfo:
     )
 
 
+def _decode_argv(info: VideoInfo, start: int, max_frames: int | None, output: list[str]) -> list[str]:
+    """ffmpeg decoding the first video stream from frame ``start`` at the normalised rate into ``output``."""
+    # Seeking on the input side is accurate (ffmpeg decodes from the keyframe before and drops the
+    # frames before the seek point); half a frame early, so rounding can never drop the start frame.
+    seek = ["-ss", f"{float((start - 0.5) / info.fps):.9f}"] if start and info.fps else []
+    # The fps filter holds each frame until the next slot of the constant rate: a constant-rate
+    # source passes unchanged, a variable-rate one gets frames repeated or dropped (``-fps_mode cfr``
+    # miscounts the end of such a stream).
+    rate = f"fps={info.fps.numerator}/{info.fps.denominator}," if info.fps else ""
+    return [
+        *base_argv(),
+        *seek,
+        "-i",
+        file_arg(info.path),
+        "-map",
+        "0:v:0",
+        "-sws_flags",
+        SWS_FLAGS,
+        "-fps_mode",
+        "passthrough",
+        "-vf",
+        # The first frame is frame 0 even when the stream starts late (B-frame delay, a fragmented
+        # mp4); a stream that changes size mid-way still yields frames of one size.
+        f"setpts=PTS-STARTPTS,{rate}scale={info.width}:{info.height}",
+        *(["-frames:v", str(max_frames)] if max_frames is not None else []),
+        *output,
+        "pipe:1",
+    ]
+
+
+def count_frames(info: VideoInfo, max_frames: int | None = None) -> int:
+    """How many frames `VideoSource` gives for this video (up to ``max_frames``), without converting them.
+
+    Raises:
+        BackendError(BAD_INPUT): ffmpeg fails or no frame decodes.
+    """
+    argv = _decode_argv(info, 0, max_frames, ["-f", "framecrc"])
+    argv[argv.index("-vf") + 1] = argv[argv.index("-vf") + 1].rsplit(",scale=", 1)[0]  # sizes do not count
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    count = sum(1 for line in proc.stdout.splitlines() if line and not line.startswith(b"#"))
+    if proc.returncode != 0 or count == 0:
+        said = stderr_tail(proc.stderr)
+        print(said, file=sys.stderr)
+        raise BackendError(
+            ErrorCode.BAD_INPUT,
+            f"cannot decode the video frames of {info.path} ({ffmpeg_reason(said)})",
+            BAD_INPUT_HINT,
+        )
+    return count
+
+
 def _read_exact(stream: IO[bytes], size: int) -> bytearray | None:
     """Exactly `size` bytes, or None at the end of the stream (a cut-off last frame is dropped)."""
     buffer = bytearray(size)
@@ -198,36 +250,8 @@ class VideoSource:
         self._thread.start()
 
     def _argv(self, start: int, max_frames: int | None) -> list[str]:
-        info = self.info
-        # Seeking on the input side is accurate (ffmpeg decodes from the keyframe before and drops the
-        # frames before the seek point); half a frame early, so rounding can never drop the start frame.
-        seek = ["-ss", f"{float((start - 0.5) / info.fps):.9f}"] if start and info.fps else []
-        # The fps filter holds each frame until the next slot of the constant rate: a constant-rate
-        # source passes unchanged, a variable-rate one gets frames repeated or dropped (``-fps_mode cfr``
-        # miscounts the end of such a stream).
-        rate = f"fps={info.fps.numerator}/{info.fps.denominator}," if info.fps else ""
-        return [
-            *base_argv(),
-            *seek,
-            "-i",
-            file_arg(info.path),
-            "-map",
-            "0:v:0",
-            "-sws_flags",
-            SWS_FLAGS,
-            "-fps_mode",
-            "passthrough",
-            "-vf",
-            # The first frame is frame 0 even when the stream starts late (B-frame delay, a fragmented
-            # mp4); a stream that changes size mid-way still yields frames of one size.
-            f"setpts=PTS-STARTPTS,{rate}scale={info.width}:{info.height}",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "bgr24",
-            *(["-frames:v", str(max_frames)] if max_frames is not None else []),
-            "pipe:1",
-        ]
+        output = ["-f", "rawvideo", "-pix_fmt", "bgr24"]
+        return _decode_argv(self.info, start, max_frames, output)
 
     def _put(self, item: object) -> bool:
         """Queue an item unless the consumer has closed the source meanwhile."""
