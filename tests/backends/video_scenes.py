@@ -76,3 +76,43 @@ def find_portrait(frames: Sequence[np.ndarray]) -> list[tuple[int, int, int, int
             None if len(xs) < 50 else (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         )
     return boxes
+
+
+TWO_WIDTH = 192
+
+
+def make_two_person_scene(
+    shot1: int = 10, shot2: int = 8
+) -> tuple[list[np.ndarray], dict[str, list[tuple[int, int, int, int]]]]:
+    """Two people: A (the astronaut) and B (the astronaut with red and blue swapped), 64 px each.
+
+    Shot 1 on grey: A on the left walking right 2 px a frame, B still on the right. Shot 2 on blue,
+    after a cut: B on the left, A on the right. Returns the frames and each person's box per frame.
+    """
+    a = cv2.resize(cv2.imread(str(PORTRAIT)), (64, 64), interpolation=cv2.INTER_AREA)
+    b = np.ascontiguousarray(a[:, :, ::-1])
+    frames, where = [], {"A": [], "B": []}
+    for index in range(shot1 + shot2):
+        second = index >= shot1
+        frame = np.empty((HEIGHT, TWO_WIDTH, 3), np.uint8)
+        frame[:] = BACKGROUNDS[int(second)]
+        places = {"A": (110, 24), "B": (20, 24)} if second else {"A": (10 + 2 * index, 30), "B": (112, 30)}
+        for name, picture in (("A", a), ("B", b)):
+            x, y = places[name]
+            frame[y : y + 64, x : x + 64] = picture
+            where[name].append((x, y, x + 64, y + 64))
+        frames.append(frame)
+    return frames, where
+
+
+def find_people(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Every portrait in each frame as (M, 5) x1, y1, x2, y2, score: a stand-in for ``detect_all``."""
+    found = []
+    for frame in frames:
+        differs = np.ones(frame.shape[:2], bool)
+        for colour in BACKGROUNDS:
+            differs &= np.abs(frame.astype(np.int16) - colour).max(axis=2) > 12
+        count, _labels, stats, _centres = cv2.connectedComponentsWithStats(differs.astype(np.uint8))
+        rows = [(x, y, x + w, y + h, 0.9) for x, y, w, h, area in stats[1:count].tolist() if area > 200]
+        found.append(np.array(rows, np.float32).reshape(-1, 5))
+    return found

@@ -15,6 +15,8 @@ from typing import Final
 import cv2
 import numpy as np
 
+from .face_pick import FacePicker
+
 __all__ = [
     "CUT_THRESHOLD",
     "Detections",
@@ -25,12 +27,15 @@ __all__ = [
 ]
 
 BoxDetector = Callable[[Sequence[np.ndarray]], Sequence[Sequence[int] | None]]  # frames -> (x1, y1, x2, y2)
+AllDetector = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]  # frames -> (M, 5) x1, y1, x2, y2, score
 ProgressFn = Callable[[int], None]
 
-THUMB_SIZE: Final = (64, 36)  # (width, height) of the grey thumbnails that shots are compared on
-# Mean absolute difference (grey levels) between consecutive thumbnails that marks a cut. A talking
-# head moving, or a camera panning at normal speed, stays under 10; a cut to another shot is over 40.
-CUT_THRESHOLD: Final = 30.0
+THUMB_SIZE: Final = (64, 36)  # (width, height) of the thumbnails that shots are compared on
+HIST_BINS: Final = 16  # per colour channel
+# Share of the picture whose colours changed between consecutive frames (histogram distance, 0..1)
+# that marks a cut. Motion within a shot moves pixels but hardly changes the colour distribution
+# (a panning talking head stays under 0.15); a cut to another shot changes most of it.
+CUT_THRESHOLD: Final = 0.4
 
 
 @dataclass(frozen=True)
@@ -60,52 +65,69 @@ class Detections:
 
 
 class ShotDetector:
-    """Says for each frame in turn whether it starts a new shot (a hard cut), from grey thumbnails."""
+    """Says for each frame in turn whether it starts a new shot (a hard cut), from colour histograms."""
 
     def __init__(self, threshold: float = CUT_THRESHOLD) -> None:
         self.threshold = threshold
         self._previous: np.ndarray | None = None
 
+    @staticmethod
+    def _histogram(frame_bgr: np.ndarray) -> np.ndarray:
+        thumb = cv2.resize(frame_bgr, THUMB_SIZE, interpolation=cv2.INTER_AREA)
+        channels = [
+            np.bincount(thumb[:, :, c].ravel() // (256 // HIST_BINS), minlength=HIST_BINS) for c in range(3)
+        ]
+        return np.stack(channels).astype(np.float64) / (THUMB_SIZE[0] * THUMB_SIZE[1])
+
     def is_cut(self, frame_bgr: np.ndarray) -> bool:
-        grey = cv2.cvtColor(
-            cv2.resize(frame_bgr, THUMB_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
-        )
-        thumb = grey.astype(np.float32)
-        previous, self._previous = self._previous, thumb
-        return previous is not None and float(np.abs(thumb - previous).mean()) > self.threshold
+        histogram = self._histogram(frame_bgr)
+        previous, self._previous = self._previous, histogram
+        if previous is None:
+            return False
+        changed = float(np.abs(histogram - previous).sum(axis=1).mean()) / 2  # 0: same colours, 1: all new
+        return changed > self.threshold
 
 
-def downscaled(detect: BoxDetector, scale: float) -> BoxDetector:
+def downscaled(detect: BoxDetector | AllDetector, scale: float) -> BoxDetector | AllDetector:
     """``detect`` run on frames resized by ``scale`` (area filter), its boxes scaled back to full size.
 
-    Faster for large frames, and no longer the official boxes: the crops move by a few pixels.
+    Works for both detector kinds (one box or None per frame; an (M, 5) array per frame). Faster for
+    large frames, and no longer the official boxes: the crops move by a few pixels.
     """
     if scale == 1.0:
         return detect
 
-    def run(frames: Sequence[np.ndarray]) -> list[tuple[int, int, int, int] | None]:
+    def back(found: Sequence[int] | np.ndarray | None) -> tuple[int, ...] | np.ndarray | None:
+        if found is None:
+            return None
+        if isinstance(found, np.ndarray):
+            out = found.astype(np.float32, copy=True)
+            out[:, :4] /= scale
+            return out
+        return tuple(round(v / scale) for v in found)
+
+    def run(frames: Sequence[np.ndarray]) -> list:  # type: ignore[type-arg]
         small = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in frames]
-        return [
-            None if box is None else tuple(round(v / scale) for v in box)  # type: ignore[misc]
-            for box in detect(small)
-        ]
+        return [back(found) for found in detect(small)]
 
     return run
 
 
 def detect_frames(
     frames: Iterable[np.ndarray],
-    detect: BoxDetector,
+    detect: BoxDetector | AllDetector,
     *,
     batch_size: int,
     expected: int | None = None,
     progress: ProgressFn | None = None,
+    picker: FacePicker | None = None,
 ) -> Detections:
     """Run ``detect`` over every frame in batches and find the shots.
 
     Args:
         frames: the source frames in order (e.g. a `~lipsync_kit.video_source.VideoSource`).
-        detect: batch of frames -> per frame a box (x1, y1, x2, y2) or None.
+        detect: batch of frames -> per frame a box (x1, y1, x2, y2) or None; with a ``picker``, per
+            frame every detection as an (M, 5) array, from which the picker follows one person.
         expected: how many frames were asked for; fewer means the video ended (``complete``).
     """
     boxes: list[Sequence[int] | None] = []
@@ -114,7 +136,13 @@ def detect_frames(
     batch: list[np.ndarray] = []
 
     def flush() -> None:
-        boxes.extend(detect(batch))
+        found = detect(batch)
+        if picker is None:
+            boxes.extend(found)  # type: ignore[arg-type]
+        else:
+            first = len(boxes)
+            for offset, (frame, every) in enumerate(zip(batch, found, strict=True)):
+                boxes.append(picker.choose(frame, np.asarray(every), cuts[first + offset]))
         batch.clear()
         if progress is not None:
             progress(len(boxes))

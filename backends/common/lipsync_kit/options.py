@@ -106,6 +106,23 @@ def video_options(default_duration_mode: str) -> tuple[Option, ...]:
             minimum=0.05,
             maximum=1.0,
         ),
+        Option(
+            "face_index",
+            "int",
+            None,
+            "Which face when there are several, counted from the left from 0.",
+            minimum=0,
+            nullable=True,
+            default_note="the detector's most confident",
+        ),
+        Option(
+            "face_at",
+            "floats",
+            None,
+            "Dub the face at this pixel X,Y of the first frame that shows faces (followed as it moves).",
+            nullable=True,
+            metavar="X,Y",
+        ),
     )
 
 

@@ -13,6 +13,7 @@ import torch
 from lipsync_kit.audio import load_audio
 from lipsync_kit.devices import resolve_device
 from lipsync_kit.errors import BackendError
+from lipsync_kit.face_pick import FacePicker, FaceRule
 from lipsync_kit.face_track import Detections
 from lipsync_kit.protocol import ErrorCode
 from lipsync_kit.request import RenderParams, missing_weights
@@ -58,7 +59,21 @@ class RenderOptions(RenderParams):
     paste: str
     duration_mode: str
     detect_scale: float
+    face_index: int | None
+    face_at: tuple[float, ...] | None
     cache_dir: Path | None
+
+    @property
+    def face_rule(self) -> FaceRule | None:
+        """``--face-index`` / ``--face-at``, or None for the official choice (the most confident face)."""
+        if self.face_index is None and self.face_at is None:
+            return None
+        if self.face_index is not None and self.face_at is not None:
+            raise BackendError(ErrorCode.BAD_OPTION, "give --face-index or --face-at, not both")
+        if self.face_at is not None and len(self.face_at) != 2:
+            raise BackendError(ErrorCode.BAD_OPTION, f"--face-at must be X,Y, got {list(self.face_at)}")
+        point = (self.face_at[0], self.face_at[1]) if self.face_at is not None else None
+        return FaceRule(index=self.face_index, point=point)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
@@ -120,7 +135,10 @@ class Wav2LipBackend:
             return FaceTrack([opts.box])
         detector = self._detector(opts.detector)
         reporter.progress("detecting faces", 0, 1)
-        found = detector.detect([frame], batch_size=opts.face_det_batch_size)
+        if (rule := opts.face_rule) is not None:
+            found = [FacePicker(rule).choose(frame, detector.detect_all([frame])[0], cut=False)]
+        else:
+            found = detector.detect([frame], batch_size=opts.face_det_batch_size)
         reporter.progress("detecting faces", 1, 1)
         if found[0] is None:
             raise BackendError(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 from lipsync_kit.detection_cache import DetectionCache, file_digest
+from lipsync_kit.face_pick import FacePicker
 from lipsync_kit.face_track import Detections, detect_frames, downscaled
 from lipsync_kit.s3fd import FaceDetector
 from lipsync_kit.stages import prefetch
@@ -34,6 +35,8 @@ def _cache_settings(video: VideoInfo, opts: RenderOptions) -> dict[str, object]:
         "rotate": opts.rotate,
         "crop": list(opts.crop),
         "detect_scale": opts.detect_scale,
+        "face_index": opts.face_index,
+        "face_at": list(opts.face_at) if opts.face_at is not None else None,
         "fps": str(video.fps),
     }
 
@@ -56,10 +59,14 @@ def video_detections(
         reporter.log(f"face detections of {opts.face.name} reused from the cache", "info")
         return hit, "cache"
 
+    rule = opts.face_rule  # checked before the model loads: a bad --face-at fails at once
     model = detector()
-    detect = downscaled(
-        lambda frames: model.detect(frames, batch_size=opts.face_det_batch_size), opts.detect_scale
-    )
+    if rule is None:  # the official choice: the most confident face of each frame
+        detect = downscaled(lambda frames: model.detect(frames, opts.face_det_batch_size), opts.detect_scale)
+    else:
+        detect = downscaled(
+            lambda frames: model.detect_all(frames, opts.face_det_batch_size), opts.detect_scale
+        )
     reporter.progress("detecting faces", 0, speech_frames)
     with VideoSource(video, max_frames=speech_frames) as source:
         frames = prefetch((prepare(frame) for frame in source), PREFETCH_FRAMES, name="detect-prepare")
@@ -70,6 +77,7 @@ def video_detections(
                 batch_size=opts.face_det_batch_size,
                 expected=speech_frames,
                 progress=lambda done: reporter.progress("detecting faces", done, speech_frames),
+                picker=FacePicker(rule) if rule is not None else None,
             )
         finally:
             frames.close()
