@@ -34,6 +34,7 @@ from .protocol import ErrorCode
 
 __all__ = [
     "BAD_INPUT_HINT",
+    "DEFAULT_COLOUR",
     "FPS_MAX_DENOMINATOR",
     "IMAGE_DEMUXERS",
     "SWS_FLAGS",
