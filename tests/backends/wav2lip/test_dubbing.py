@@ -167,3 +167,26 @@ def _background_bias(bias: torch.Tensor) -> torch.Tensor:
     out = torch.full_like(bias, 20.0)
     out[-1] = -20.0  # the face channel is the last: never scores
     return out
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [({"face_at": [10, 20, 30]}, "X,Y"), ({"face_at": [10, 20], "face_index": 1}, "not both")],
+)
+def test_bad_face_choice_is_bad_option(
+    checkpoint: Path, scene_video, tmp_path: Path, wav2lip_data: Path, options: dict, words: str
+) -> None:
+    _scene, video = scene_video
+    detector = tmp_path / "s3fd.pth"
+    torch.save(standin_state_dict(wav2lip_data / "schema_s3fd.json"), detector)
+    out = tmp_path / "out"
+    with pytest.raises(BackendError) as err:
+        render(
+            checkpoint,
+            video,
+            out,
+            weights={"checkpoint": str(checkpoint), "detector": str(detector)},
+            **options,
+        )
+    assert err.value.code == ErrorCode.BAD_OPTION and words in err.value.message
+    assert list(out.iterdir()) == []
