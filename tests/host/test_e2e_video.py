@@ -118,3 +118,14 @@ def test_memory_does_not_grow_with_the_length_of_the_video(render_wav2lip, tmp_p
         assert result["frames"] == -(-seconds // 4)
         peaks[seconds] = result["peak_rss_mb"]
     assert peaks[180] <= peaks[30] * 1.03, peaks
+
+
+def test_face_at_needs_two_numbers_before_anything_starts(run_cli, scene, tmp_path: Path) -> None:
+    _frames, video = scene
+    out = tmp_path / "never.mp4"
+    proc = run_cli("run", "--model", "wav2lip", "--image", video, "--audio", speech("hi"), "-o", out,
+                   "--face-at", "10,20,30", "--json")  # fmt: skip
+    assert proc.returncode == 2
+    failure = json.loads(proc.stdout)
+    assert failure["code"] == "bad_option" and "--face-at" in failure["message"]
+    assert not out.exists()

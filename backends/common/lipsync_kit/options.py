@@ -59,6 +59,7 @@ class Option:
     target: Target = "backend"
     metavar: str | None = None
     default_note: str | None = None  # help text for a default that is decided later (``by device``)
+    length: int | None = None  # ``floats``: exactly this many numbers
 
     @property
     def flag(self) -> str:
@@ -122,6 +123,7 @@ def video_options(default_duration_mode: str) -> tuple[Option, ...]:
             "Dub the face at this pixel X,Y of the first frame that shows faces (followed as it moves).",
             nullable=True,
             metavar="X,Y",
+            length=2,
         ),
     )
 
@@ -177,6 +179,9 @@ def _floats(option: Option, value: Any) -> list[float]:
         raise wrong from None
     if not numbers or len(numbers) != len(items):
         raise wrong
+    if option.length is not None and len(numbers) != option.length:
+        example = option.metavar or ",".join(["0"] * option.length)
+        raise OptionError(option.flag, f"must be {option.length} numbers such as {example}, got {value!r}")
     return numbers
 
 

@@ -171,7 +171,10 @@ def _background_bias(bias: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("options", "words"),
-    [({"face_at": [10, 20, 30]}, "X,Y"), ({"face_at": [10, 20], "face_index": 1}, "not both")],
+    [
+        ({"face_at": [10, 20, 30]}, "2 numbers such as X,Y"),
+        ({"face_at": [10, 20], "face_index": 1}, "not both"),
+    ],
 )
 def test_bad_face_choice_is_bad_option(
     checkpoint: Path, scene_video, tmp_path: Path, wav2lip_data: Path, options: dict, words: str
