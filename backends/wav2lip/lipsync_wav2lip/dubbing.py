@@ -2,8 +2,8 @@
 
 Source frames stream from the kit's `~lipsync_kit.frame_cursor.FrameCursor` in the order the
 `~lipsync_kit.timeline.Timeline` gives; a prefetch thread decodes and prepares them while the model
-runs on the previous batch, and a sink thread pastes the mouths back and feeds the encoder. Every
-queue is bounded, so memory depends on the frame size and the batch size, never on the length.
+runs on the previous batch, and a sink thread pastes the mouths back and feeds the encoder frame by
+frame. Every queue is bounded, so memory holds about ``batch_size + 64`` frames at any length.
 
 Batches are the official ones (``batch_size`` consecutive output frames), so the model sees the same
 inputs in the same groups as the official ``datagen`` and the frames are the same. A frame without a
@@ -32,7 +32,7 @@ from .wav2lip import Wav2Lip
 __all__ = ["DubTimes", "dub_video"]
 
 PREFETCH_FRAMES = 32  # prepared frames decoded ahead of the model
-SINK_BATCHES = 1  # generated batches waiting for paste and encode
+SINK_FRAMES = 32  # generated frames waiting for paste and encode
 
 Prepare = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[int, int], None]
@@ -50,29 +50,29 @@ class DubTimes:
 
 
 @dataclass(frozen=True)
-class _Batch:
-    frames: list[np.ndarray]
-    boxes: list[CropBox | None]
-    mouths: np.ndarray | None  # (F, 96, 96, 3) uint8 for the frames that have a box, in order
+class _Done:
+    """One output frame as the model left it: the source frame, its box, the mouth (None: no face)."""
+
+    frame: np.ndarray
+    box: CropBox | None
+    mouth: np.ndarray | None
 
 
-def _paster(writer: VideoWriter, mode: str, times: DubTimes) -> Callable[[_Batch], None]:
+def _paster(writer: VideoWriter, mode: str, times: DubTimes) -> Callable[[_Done], None]:
     masks: dict[tuple[int, int], np.ndarray] = {}
 
-    def paste_batch(batch: _Batch) -> None:
+    def paste_one(done: _Done) -> None:
         started = time.perf_counter()
-        mouths = iter(batch.mouths if batch.mouths is not None else ())
-        for frame, box in zip(batch.frames, batch.boxes, strict=True):
-            if box is None:
-                writer.write(frame)
-                continue
-            size = (box[1] - box[0], box[3] - box[2])
+        if done.box is None or done.mouth is None:
+            writer.write(done.frame)
+        else:
+            size = (done.box[1] - done.box[0], done.box[3] - done.box[2])
             if mode == "blend" and size not in masks:
                 masks[size] = blend_mask(*size)
-            writer.write(paste(frame, next(mouths), box, mode, masks.get(size)))
+            writer.write(paste(done.frame, done.mouth, done.box, mode, masks.get(size)))
         times.paste_encode += time.perf_counter() - started
 
-    return paste_batch
+    return paste_one
 
 
 def dub_video(
@@ -106,9 +106,7 @@ def dub_video(
             (prepare(frame) for frame in cursor.frames(sources)), PREFETCH_FRAMES, name="decode-prepare"
         )
         try:
-            with BackgroundSink(
-                _paster(writer, paste_mode, times), SINK_BATCHES, name="paste-encode"
-            ) as sink:
+            with BackgroundSink(_paster(writer, paste_mode, times), SINK_FRAMES, name="paste-encode") as sink:
                 for start in range(0, total, batch_size):
                     stop = min(start + batch_size, total)
                     waited = time.perf_counter()
@@ -118,7 +116,10 @@ def dub_video(
                     started = time.perf_counter()
                     mouths = _generate(generator, device, batch, boxes, mel, fps, start)
                     times.inference += time.perf_counter() - started
-                    sink.put(_Batch(batch, boxes, mouths))
+                    drawn = iter(mouths if mouths is not None else ())
+                    for frame, box in zip(batch, boxes, strict=True):
+                        sink.put(_Done(frame, box, None if box is None else next(drawn)))
+                    del batch, mouths  # before the next batch is gathered: never two batches at once
                     if progress is not None:
                         progress(stop, total)
         finally:
