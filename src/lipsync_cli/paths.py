@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["backends_dir", "checkout_root", "envs_dir", "home", "logs_dir", "weights_dir"]
+__all__ = ["backends_dir", "cache_dir", "checkout_root", "envs_dir", "home", "logs_dir", "weights_dir"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -52,3 +52,8 @@ def weights_dir() -> Path:
 
 def logs_dir() -> Path:
     return home() / "logs"
+
+
+def cache_dir() -> Path:
+    """What backends may recompute but keep to save time (face detections per video)."""
+    return home() / "cache"

@@ -19,6 +19,7 @@ from typing import Any
 from lipsync_kit import protocol
 from lipsync_kit.files import container_for, find_partials
 
+from . import paths
 from .catalogue import CHECKPOINTS, Model, get_model, weight_file
 from .checks import (
     REFERENCE_OPTIONS,
@@ -196,6 +197,7 @@ def render_params(model: Model, request: RenderRequest, weights: dict[str, dict[
         "fps": request.fps,
         "seed": request.seed,
         "weights": {role: entry["path"] for role, entry in weights.items()},
+        "cache_dir": str(paths.cache_dir()),
     }
 
 

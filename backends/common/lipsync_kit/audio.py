@@ -45,6 +45,7 @@ MEL_LOG_START_HZ: Final = 1000.0  # where the log part starts
 MEL_LOG_START_MEL: Final = MEL_LOG_START_HZ / MEL_HZ_PER_MEL  # 15.0 mels
 MEL_LOG_STEP: Final = float(np.log(6.4) / 27.0)  # 0.0687: natural-log Hz per mel above 1 kHz
 
+LOG_MEL_BLOCK_COLUMNS: Final = 4096  # mel columns per block (51 s at 16 kHz): memory flat at any length
 STFT_BLOCK_FRAMES: Final = 2048  # frames per rfft call: bounds the float64 scratch (~13 MB at n_fft 800)
 BAD_AUDIO_HINT: Final = (
     "give a speech file ffmpeg can decode (wav, mp3, m4a, ogg, flac, or a video with sound)"
@@ -154,16 +155,29 @@ def stft_magnitude(y: np.ndarray, n_fft: int, hop: int, win: int, *, pad_mode: P
         raise ValueError(f"need a 1-D signal of at least {shortest} samples, got shape {y.shape}")
     if not 0 < win <= n_fft:
         raise ValueError(f"window length {win} must be in (0, n_fft={n_fft}]")
-    window = np.zeros(n_fft)
-    offset = (n_fft - win) // 2
-    window[offset : offset + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
-    padded = np.pad(np.asarray(y, dtype=np.float64), n_fft // 2, mode=pad_mode)
+    window = _hann_window(n_fft, win)
+    return _padded_stft_magnitude(
+        np.pad(np.asarray(y, dtype=np.float64), n_fft // 2, mode=pad_mode), window, hop
+    )
+
+
+def _padded_stft_magnitude(padded: np.ndarray, window: np.ndarray, hop: int) -> np.ndarray:
+    """(n_fft // 2 + 1, T) float32 |rfft| of the windowed frames ``padded[t * hop : t * hop + n_fft]``."""
+    n_fft = len(window)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (T, n_fft) view, no copy
     out = np.empty((n_fft // 2 + 1, frames.shape[0]), dtype=np.float32)
     for start in range(0, frames.shape[0], STFT_BLOCK_FRAMES):
         block = frames[start : start + STFT_BLOCK_FRAMES]
         out[:, start : start + block.shape[0]] = np.abs(np.fft.rfft(block * window, axis=1)).T
     return out
+
+
+def _hann_window(n_fft: int, win: int) -> np.ndarray:
+    """(n_fft,) float64 periodic Hann of length ``win``, centred and zero-padded to ``n_fft``."""
+    window = np.zeros(n_fft)
+    offset = (n_fft - win) // 2
+    window[offset : offset + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
+    return window
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -228,7 +242,11 @@ WAV2LIP_LOG_MEL: Final = LogMelRecipe()  # also SadTalker's (its audio.py/hparam
 
 
 def log_mel_spectrogram(
-    samples: np.ndarray, *, pad_mode: PadMode, recipe: LogMelRecipe = WAV2LIP_LOG_MEL
+    samples: np.ndarray,
+    *,
+    pad_mode: PadMode,
+    recipe: LogMelRecipe = WAV2LIP_LOG_MEL,
+    block_columns: int = LOG_MEL_BLOCK_COLUMNS,
 ) -> np.ndarray:
     """Wav2Lip's normalised log-mel spectrogram (``audio.melspectrogram``).
 
@@ -245,14 +263,31 @@ def log_mel_spectrogram(
     Returns:
         (n_mels, 1 + N // hop) float32.
     """
-    y = np.asarray(samples, dtype=np.float64)
-    emphasised = np.empty_like(y)
-    emphasised[:1] = y[:1]
-    emphasised[1:] = y[1:] - recipe.preemphasis * y[:-1]
-    magnitude = stft_magnitude(emphasised, recipe.n_fft, recipe.hop, recipe.win, pad_mode=pad_mode)
-    filters = mel_filterbank(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
+    if pad_mode not in ("reflect", "constant"):
+        raise ValueError(f"pad_mode must be 'reflect' or 'constant', got {pad_mode!r}")
+    count, n_fft, hop, pad = len(samples), recipe.n_fft, recipe.hop, recipe.n_fft // 2
+    if count < (pad + 1 if pad_mode == "reflect" else 1):
+        raise ValueError(f"need more than {pad} samples for {pad_mode} padding, got {count}")
+    window = _hann_window(n_fft, recipe.win)
+    filters = mel_filterbank(recipe.sample_rate, n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
     min_amplitude = 10.0 ** (recipe.min_level_db / 20.0)
-    db = 20.0 * np.log10(np.maximum(min_amplitude, filters @ magnitude)) - recipe.ref_level_db
     top = recipe.max_abs_value
-    scaled = 2 * top * (db - recipe.min_level_db) / -recipe.min_level_db - top
-    return np.clip(scaled, -top, top).astype(np.float32)
+    columns = 1 + count // hop
+    out = np.empty((recipe.n_mels, columns), dtype=np.float32)
+    # Column blocks bound the float64 scratch at any length; a block reads exactly the samples its
+    # frames cover (plus one before, for the pre-emphasis), and pads only at the true ends, so every
+    # column is computed as in one pass over the whole signal.
+    for first in range(0, columns, block_columns):
+        stop = min(columns, first + block_columns)
+        low, high = first * hop - pad, (stop - 1) * hop + n_fft - pad  # emphasised samples the block reads
+        start, end = max(low, 0), min(high, count)
+        y = np.asarray(samples[max(start - 1, 0) : end], dtype=np.float64)
+        emphasised = y[1:] - recipe.preemphasis * y[:-1]
+        if start == 0:  # the first sample is kept as it is
+            emphasised = np.concatenate([y[:1], emphasised])
+        padded = np.pad(emphasised, (start - low, high - end), mode=pad_mode)
+        magnitude = _padded_stft_magnitude(padded, window, hop)
+        db = 20.0 * np.log10(np.maximum(min_amplitude, filters @ magnitude)) - recipe.ref_level_db
+        scaled = 2 * top * (db - recipe.min_level_db) / -recipe.min_level_db - top
+        out[:, first:stop] = np.clip(scaled, -top, top)
+    return out

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-__all__ = ["COMMON_OPTIONS", "Option", "OptionError", "Target", "coerce", "resolve"]
+__all__ = [
+    "COMMON_OPTIONS",
+    "DURATION_MODES",
+    "Option",
+    "OptionError",
+    "Target",
+    "coerce",
+    "resolve",
+    "video_options",
+]
 
 Kind = Literal["int", "float", "bool", "choice", "quad", "box", "floats", "path", "checkpoint"]
 Target = Literal["backend", "request"]
@@ -50,6 +59,7 @@ class Option:
     target: Target = "backend"
     metavar: str | None = None
     default_note: str | None = None  # help text for a default that is decided later (``by device``)
+    length: int | None = None  # ``floats``: exactly this many numbers
 
     @property
     def flag(self) -> str:
@@ -68,6 +78,54 @@ COMMON_OPTIONS: Final[tuple[Option, ...]] = (
         default_note="25",
     ),
 )
+
+
+DURATION_MODES: Final = ("loop", "pingpong", "freeze", "cut")  # lipsync_kit.timeline implements them
+
+
+def video_options(default_duration_mode: str) -> tuple[Option, ...]:
+    """The options of every backend that dubs a video portrait (the kit's streaming video engine).
+
+    Args:
+        default_duration_mode: the model's official behaviour (Wav2Lip ``loop``, MuseTalk ``pingpong``).
+    """
+    return (
+        Option(
+            "duration_mode",
+            "choice",
+            default_duration_mode,
+            "When speech and video differ in length: loop the video, pingpong (forwards then backwards), "
+            "freeze its last frame, or cut both to the shorter.",
+            choices=DURATION_MODES,
+        ),
+        Option(
+            "detect_scale",
+            "float",
+            1.0,
+            "Detect faces on frames scaled by this factor (e.g. 0.5) for speed; below 1 the boxes are no "
+            "longer frame-identical to the official ones.",
+            minimum=0.05,
+            maximum=1.0,
+        ),
+        Option(
+            "face_index",
+            "int",
+            None,
+            "Which face when there are several, counted from the left from 0.",
+            minimum=0,
+            nullable=True,
+            default_note="the detector's most confident",
+        ),
+        Option(
+            "face_at",
+            "floats",
+            None,
+            "Dub the face at this pixel X,Y of the first frame that shows faces (followed as it moves).",
+            nullable=True,
+            metavar="X,Y",
+            length=2,
+        ),
+    )
 
 
 def _number(option: Option, value: Any, integral: bool) -> int | float:
@@ -121,6 +179,9 @@ def _floats(option: Option, value: Any) -> list[float]:
         raise wrong from None
     if not numbers or len(numbers) != len(items):
         raise wrong
+    if option.length is not None and len(numbers) != option.length:
+        example = option.metavar or ",".join(["0"] * option.length)
+        raise OptionError(option.flag, f"must be {option.length} numbers such as {example}, got {value!r}")
     return numbers
 
 

@@ -1,5 +1,5 @@
-"""Pictures in and video out: read a still or a video into BGR frames, and write frames plus the
-speech track through one ffmpeg process, atomically.
+"""Pictures in and video out: open a still or a video (streamed by `video_source.VideoSource`), and
+write frames plus the speech track through one ffmpeg process, atomically.
 
 Whether an input is a still or a video is decided by decoding it, never by its extension.
 """
@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,16 +22,28 @@ from typing import IO, Final, Literal
 import cv2
 import numpy as np
 
-from ._ffmpeg import base_argv, decode_facts, file_arg, read_tail, stderr_tail
+from ._ffmpeg import base_argv, file_arg, read_tail
 from .errors import BackendError
 from .files import container_for, partial_path
-from .probe import ffmpeg_reason
 from .protocol import ErrorCode
+from .video_source import (
+    BAD_INPUT_HINT,
+    DEFAULT_COLOUR,
+    FPS_MAX_DENOMINATOR,
+    SWS_FLAGS,
+    ColourTags,
+    VideoInfo,
+    VideoSource,
+    probe_video,
+)
 
 __all__ = [
+    "ColourTags",
     "OutputFormat",
+    "Portrait",
     "VideoWriter",
     "Visual",
+    "open_portrait",
     "read_visual",
 ]
 
@@ -42,11 +53,6 @@ PNG_FRAME_NAME: Final = "%05d.png"  # frame files inside a folder given as a PNG
 DEFAULT_CRF: Final = 18  # x264 quality: visually lossless for talking heads
 DEFAULT_PRESET: Final = "veryfast"  # encoding must never be the slow stage next to the model
 AUDIO_BITRATE: Final = "128k"
-FPS_MAX_DENOMINATOR: Final = 10_000  # fps floats become exact rationals: 29.97002997 -> 30000/1001
-IMAGE_DEMUXERS: Final = frozenset({"image2", "gif", "apng", "webp"})  # plus every "*_pipe" image demuxer
-# swscale's default fast paths shift RGB <-> YUV round trips by about -2 levels; these make them unbiased.
-SWS_FLAGS: Final = "bicubic+accurate_rnd+full_chroma_int"
-BAD_INPUT_HINT: Final = "give an image (png, jpg, ...) or a video file that ffmpeg can decode"
 
 
 # ----------------------------------------------------------------------------------------- input
@@ -103,87 +109,40 @@ def _read_still(src: Path) -> np.ndarray | None:
     return None if image is None else _to_bgr8(image)
 
 
-def _probe_video(src: Path) -> tuple[str, float | None, int, int]:
-    """(demuxer, fps, width, height) of the first video stream, by decoding its first frame."""
-    facts = decode_facts(src)
-    if facts.container is not None and "video" not in facts.stream_kinds:
-        kinds = ", ".join(facts.stream_kinds) or "no"
-        raise BackendError(
-            ErrorCode.BAD_INPUT, f"{src} has no picture ({kinds} streams only)", BAD_INPUT_HINT
-        )
-    if facts.container is None or facts.returncode != 0 or facts.size is None:
-        print(stderr_tail(facts.stderr), file=sys.stderr)  # the whole story goes to the worker's log
-        raise BackendError(
-            ErrorCode.BAD_INPUT,
-            f"{src} is not an image or a video ffmpeg can decode ({ffmpeg_reason(facts.stderr)})",
-            BAD_INPUT_HINT,
-        )
-    if facts.container == "tty":  # ffmpeg would render a text file as ANSI art
-        raise BackendError(
-            ErrorCode.BAD_INPUT, f"{src} is a text file, not an image or video", BAD_INPUT_HINT
-        )
-    return facts.container, facts.fps, *facts.size
+def _still_or_video(src: Path) -> tuple[np.ndarray | None, VideoInfo | None]:
+    """(the picture, None) for a still, (None, info) for a video; see `open_portrait`."""
+    still = _read_still(src)
+    if still is not None:
+        return still, None
+    info = probe_video(src)
+    if info.is_image_demuxer:  # one frame from an image demuxer is a still; an animation is a video
+        with VideoSource(info, max_frames=2) as source:
+            first = list(source)
+        if len(first) == 1:
+            return first[0], None
+    return None, info
 
 
-def _read_exact(stream: IO[bytes], size: int) -> bytearray | None:
-    """Exactly `size` bytes, or None at the end of the stream (a cut-off last frame is dropped)."""
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    filled = 0
-    while filled < size:
-        count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
-        if not count:
-            return None
-        filled += count
-    return buffer
+@dataclass(frozen=True)
+class Portrait:
+    """The face input opened for streaming: a still picture, or a video to decode with `VideoSource`."""
+
+    still: np.ndarray | None  # (H, W, 3) uint8 BGR for a still
+    video: VideoInfo | None  # for a video
+
+    @property
+    def is_still(self) -> bool:
+        return self.still is not None
 
 
-def _read_video(src: Path, max_frames: int | None) -> Visual:
-    container, fps, width, height = _probe_video(src)
-    argv = [
-        *base_argv(),
-        "-i",
-        file_arg(src),
-        "-map",
-        "0:v:0",
-        "-sws_flags",
-        SWS_FLAGS,
-        "-fps_mode",
-        "passthrough",  # every decoded frame once, as OpenCV's VideoCapture gives them
-        "-vf",
-        f"scale={width}:{height}",  # a stream that changes size mid-way still yields fixed frames
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "bgr24",
-        *(["-frames:v", str(max_frames)] if max_frames is not None else []),
-        "pipe:1",
-    ]
-    frames: list[np.ndarray] = []
-    with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
-        assert proc.stdout is not None
-        try:
-            while (data := _read_exact(proc.stdout, width * height * 3)) is not None:
-                frames.append(np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3))
-            returncode = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            proc.stdout.close()
-        if returncode != 0 or not frames:
-            said = read_tail(stderr)
-            print(said, file=sys.stderr)  # the whole story goes to the worker's log
-            raise BackendError(
-                ErrorCode.BAD_INPUT,
-                f"cannot decode the video frames of {src} ({ffmpeg_reason(said)}; ffmpeg exit status "
-                f"{returncode} after {len(frames)} frames)",
-                BAD_INPUT_HINT,
-            )
-    is_still = len(frames) == 1 and (container in IMAGE_DEMUXERS or container.endswith("_pipe"))
-    return Visual(frames=frames, fps=None if is_still else fps, is_still=is_still)
+def open_portrait(path: str | os.PathLike[str]) -> Portrait:
+    """Decide whether the face input is a still or a video (by decoding), without reading a video's frames.
+
+    Raises:
+        BackendError(BAD_INPUT): missing, unreadable, or neither an image nor a video.
+    """
+    still, video = _still_or_video(_existing_input(path))
+    return Portrait(still=still, video=video)
 
 
 def read_visual(path: str | os.PathLike[str], *, max_frames: int | None = None) -> Visual:
@@ -200,11 +159,13 @@ def read_visual(path: str | os.PathLike[str], *, max_frames: int | None = None) 
     Raises:
         BackendError(BAD_INPUT): missing, unreadable, or neither an image nor a video.
     """
-    src = _existing_input(path)
-    still = _read_still(src)
+    still, info = _still_or_video(_existing_input(path))
     if still is not None:
         return Visual(frames=[still], fps=None, is_still=True)
-    return _read_video(src, max_frames)
+    assert info is not None
+    with VideoSource(info, max_frames=max_frames) as source:
+        frames = list(source)
+    return Visual(frames=frames, fps=float(info.fps) if info.fps else None, is_still=False)
 
 
 # ---------------------------------------------------------------------------------------- output
@@ -261,6 +222,8 @@ class VideoWriter:
         overwrite: bool = False,
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
+        colour: ColourTags = DEFAULT_COLOUR,
+        max_seconds: float | None = None,
     ) -> None:
         if not fps > 0:
             raise BackendError(ErrorCode.BAD_OPTION, f"output frame rate must be positive, got {fps}")
@@ -271,6 +234,8 @@ class VideoWriter:
         self.overwrite = overwrite
         self.crf = crf
         self.preset = preset
+        self.colour = colour
+        self.max_seconds = max_seconds  # cut the audio here (``--duration-mode cut``); None: whole track
         self.frames_written = 0
         self.fd = target if isinstance(target, int) else None
         self.path = None if isinstance(target, int) else Path(target)
@@ -375,9 +340,11 @@ class VideoWriter:
             assert self._temp is not None
             return [*argv, "-c:v", "png", "-f", "image2", file_arg(self._temp / self._frame_name)]
         pad = ["pad=ceil(iw/2)*2:ceil(ih/2)*2"] if width % 2 or height % 2 else []  # yuv420p needs even
+        colour = self.colour  # the source's matrix and range: players show the source's colours
+        matrix = "bt601" if colour.is_bt601 else "bt709"
         argv += [
             "-vf",
-            ",".join([*pad, "scale=out_color_matrix=bt709:out_range=tv", "format=yuv420p"]),
+            ",".join([*pad, f"scale=out_color_matrix={matrix}:out_range={colour.range}", "format=yuv420p"]),
             "-c:v",
             "libx264",
             "-preset",
@@ -385,14 +352,15 @@ class VideoWriter:
             "-crf",
             str(self.crf),
             "-colorspace",
-            "bt709",
+            colour.matrix,
             "-color_primaries",
-            "bt709",
+            colour.matrix,
             "-color_trc",
-            "bt709",
+            "smpte170m" if colour.is_bt601 else "bt709",
             "-color_range",
-            "tv",
+            colour.range,
             *(["-c:a", "aac", "-b:a", AUDIO_BITRATE] if audio else []),
+            *(["-t", f"{self.max_seconds:.6f}"] if self.max_seconds is not None else []),
         ]
         if self.format == "mkv":
             argv += ["-f", "matroska"]

@@ -23,6 +23,7 @@ __all__ = [
     "melspectrogram",
     "num_frames_for",
     "official_chunk_starts",
+    "window_range",
 ]
 
 _RECIPE: Final = audio.WAV2LIP_LOG_MEL
@@ -101,6 +102,15 @@ def frame_windows(mel: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
     Returns:
         (num_frames, 80, 16) float32, a new array.
     """
+    return window_range(mel, fps, 0, num_frames)
+
+
+def window_range(mel: np.ndarray, fps: float, start: int, stop: int) -> np.ndarray:
+    """`frame_windows` of output frames ``start .. stop - 1`` only (a long video takes them batch by batch).
+
+    Returns:
+        (stop - start, 80, 16) float32, a new array.
+    """
     if mel.shape[1] < MEL_STEP:
         raise BackendError(
             ErrorCode.AUDIO_TOO_SHORT,
@@ -108,8 +118,9 @@ def frame_windows(mel: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
             f"({MIN_SAMPLES / SAMPLE_RATE:.4f} s of audio)",
             "use a longer speech clip",
         )
-    starts = _frame_starts(num_frames, _columns_per_frame(fps))
-    needed = int(starts[-1]) + MEL_STEP if num_frames else 0
+    # int(i * step) elementwise: the same float64 arithmetic as `_frame_starts` over the whole range.
+    starts = (np.arange(start, stop, dtype=np.float64) * _columns_per_frame(fps)).astype(np.int64)
+    needed = int(starts[-1]) + MEL_STEP if len(starts) else 0
     padded = mel.astype(np.float32, copy=False)
     if needed > mel.shape[1]:
         tail = np.full((mel.shape[0], needed - mel.shape[1]), SILENCE_LEVEL, dtype=np.float32)

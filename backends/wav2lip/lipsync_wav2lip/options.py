@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from lipsync_kit.options import Option
+from lipsync_kit.options import Option, video_options
 
 __all__ = ["OPTIONS"]
 
@@ -62,4 +62,5 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "exact: the official hard box; blend: a feathered lower-face blend with no visible edge.",
         choices=("blend", "exact"),
     ),
+    *video_options(default_duration_mode="loop"),  # official Wav2Lip loops a video shorter than the speech
 )

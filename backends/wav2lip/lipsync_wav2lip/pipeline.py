@@ -26,7 +26,9 @@ __all__ = [
     "face_input",
     "generate",
     "paste",
+    "prepare_frame",
     "prepare_video_frames",
+    "to_uint8",
 ]
 
 CropBox = tuple[int, int, int, int]  # (y1, y2, x1, x2), the official coords order
@@ -35,25 +37,27 @@ ProgressFn = Callable[[int, int], None]
 _HALF: Final = FACE_SIZE // 2  # rows 48..95 of the model input are masked (the mouth half)
 
 
-def prepare_video_frames(
-    frames: Sequence[np.ndarray], *, resize_factor: int, rotate: bool, crop: Sequence[int]
-) -> list[np.ndarray]:
-    """Resize (bilinear, like ``cv2.resize``), rotate 90° clockwise, then crop each video frame.
+def prepare_frame(frame: np.ndarray, *, resize_factor: int, rotate: bool, crop: Sequence[int]) -> np.ndarray:
+    """Resize (bilinear, like ``cv2.resize``), rotate 90° clockwise, then crop one video frame.
 
     ``crop`` is (top, bottom, left, right); -1 for bottom/right means the frame edge.
     """
     top, bottom, left, right = crop
-    prepared = []
-    for frame in frames:
-        if resize_factor > 1:
-            height, width = frame.shape[:2]
-            frame = cv2.resize(frame, (width // resize_factor, height // resize_factor))
-        if rotate:
-            frame = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+    if resize_factor > 1:
         height, width = frame.shape[:2]
-        frame = frame[top : height if bottom == -1 else bottom, left : width if right == -1 else right]
-        prepared.append(np.ascontiguousarray(frame))
-    return prepared
+        frame = cv2.resize(frame, (width // resize_factor, height // resize_factor))
+    if rotate:
+        frame = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+    height, width = frame.shape[:2]
+    frame = frame[top : height if bottom == -1 else bottom, left : width if right == -1 else right]
+    return np.ascontiguousarray(frame)
+
+
+def prepare_video_frames(
+    frames: Sequence[np.ndarray], *, resize_factor: int, rotate: bool, crop: Sequence[int]
+) -> list[np.ndarray]:
+    """`prepare_frame` of each frame."""
+    return [prepare_frame(f, resize_factor=resize_factor, rotate=rotate, crop=crop) for f in frames]
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def face_input(crops: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(stacked.transpose(0, 3, 1, 2))
 
 
-def _to_uint8(prediction: torch.Tensor) -> np.ndarray:
+def to_uint8(prediction: torch.Tensor) -> np.ndarray:
     """(B, 3, 96, 96) in (0, 1) -> (B, 96, 96, 3) uint8, truncated like the official ``astype``."""
     return (prediction.permute(0, 2, 3, 1) * 255.0).to(torch.uint8).cpu().numpy()
 
@@ -118,7 +122,7 @@ def generate(
             prediction = model.decode(audio, skips)
         else:
             prediction = model(audio, faces_t[torch.from_numpy(indices[start:stop])])
-        yield _to_uint8(prediction)
+        yield to_uint8(prediction)
         if progress is not None:
             progress(stop, total)
 
