@@ -182,13 +182,17 @@ def load_state_dict_file(path: str | os.PathLike[str], *, section: str | None = 
     return cleaned
 
 
-def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str) -> None:
+def load_into(
+    model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, assign: bool = False
+) -> None:
     """Load ``state_dict`` into ``model`` with ``strict=True``.
 
     Args:
         model: the network to fill in place.
         state_dict: weights, e.g. from `load_state_dict_file`.
         source: where the weights came from (a path), named in error messages.
+        assign: adopt the given tensors instead of copying into the model's own (for a model built on
+            the ``meta`` device, which has no storage to copy into).
 
     Raises:
         BackendError: ``bad_checkpoint`` naming the first missing, unexpected and mis-shaped keys.
@@ -212,7 +216,7 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str
     ]
     if not problems:
         try:
-            model.load_state_dict(state_dict, strict=True)
+            model.load_state_dict(state_dict, strict=True, assign=assign)
             return
         except RuntimeError as err:  # e.g. a dtype that cannot be copied into the parameter
             problems = [str(err)]
