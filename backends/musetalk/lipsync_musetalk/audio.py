@@ -76,8 +76,8 @@ def plan_windows(num_samples: int, fps: float) -> WindowPlan:
             ErrorCode.BAD_OPTION,
             f"MuseTalk cannot window speech at {fps:g} fps: its audio windows work from 1 up to 49 fps"
             " (the official code stops with an error at 50 fps and above)",
-            hint="re-encode the video at 25 fps (MuseTalk's training rate), e.g. ffmpeg -i in.mp4 -r 25 out.mp4,"
-            " or pass --fps 25 for a still image",
+            hint="re-encode the video at 25 fps (MuseTalk's training rate), e.g."
+            " ffmpeg -i in.mp4 -r 25 out.mp4, or pass --fps 25 for a still image",
         )
     seconds = num_samples / SAMPLE_RATE
     num_frames = math.floor(seconds * int_fps)
@@ -110,9 +110,7 @@ def speech_features(samples: np.ndarray, extractor: WhisperFeatureExtractor) -> 
     ]
 
 
-def encode_speech(
-    features: list[torch.Tensor], encoder: WhisperEncoder, num_samples: int
-) -> torch.Tensor:
+def encode_speech(features: list[torch.Tensor], encoder: WhisperEncoder, num_samples: int) -> torch.Tensor:
     """Stacked hidden states of every encoder step the speech covers.
 
     Returns:
@@ -122,7 +120,8 @@ def encode_speech(
     parameter = next(encoder.parameters())
     states = []
     for segment in features:
-        hidden = encoder(segment.to(parameter.device, parameter.dtype), output_hidden_states=True).hidden_states
+        segment = segment.to(parameter.device, parameter.dtype)
+        hidden = encoder(segment, output_hidden_states=True).hidden_states
         states.append(torch.stack(hidden, dim=2)[0])
     return torch.cat(states, dim=0)[: math.floor(num_samples / SAMPLE_RATE * STEPS_PER_SECOND)]
 

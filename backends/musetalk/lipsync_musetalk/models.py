@@ -54,7 +54,9 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BackendError(ErrorCode.BAD_CHECKPOINT, f"{path}: not a JSON config ({err})", _CONFIG_HINT) from err
+        raise BackendError(
+            ErrorCode.BAD_CHECKPOINT, f"{path}: not a JSON config ({err})", _CONFIG_HINT
+        ) from err
     if not isinstance(config, dict):
         raise BackendError(ErrorCode.BAD_CHECKPOINT, f"{path}: not a JSON object", _CONFIG_HINT)
     return config

@@ -59,7 +59,11 @@ def write_whisper(out_dir: Path, schema_dir: Path, configs: dict) -> None:
     whisper = configs["whisper"]
     _write_json(
         out_dir / WHISPER_FILES[1],
-        {"model_type": "whisper", "architectures": ["WhisperForConditionalGeneration"], **whisper["config_values_used"]},
+        {
+            "model_type": "whisper",
+            "architectures": ["WhisperForConditionalGeneration"],
+            **whisper["config_values_used"],
+        },
     )
     _write_json(out_dir / WHISPER_FILES[2], configs["whisper_feature_extractor"]["values"])
 

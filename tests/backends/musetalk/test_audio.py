@@ -30,7 +30,9 @@ def features(golden: dict[str, np.ndarray], whisper_standin: Path) -> list[torch
 
 
 @pytest.fixture(scope="module")
-def states(golden: dict[str, np.ndarray], features: list[torch.Tensor], whisper_standin: Path) -> torch.Tensor:
+def states(
+    golden: dict[str, np.ndarray], features: list[torch.Tensor], whisper_standin: Path
+) -> torch.Tensor:
     encoder = load_whisper_encoder(
         whisper_standin / "whisper_standin.safetensors", whisper_standin / "whisper_config.json", CPU
     )
