@@ -48,7 +48,7 @@ class BlendMask(NamedTuple):
 
 
 def crop_box(box: FaceBox, expand: float = CROP_EXPAND) -> tuple[int, int, int, int]:
-    """The square crop around ``box``: centre by floor division, half-side ``int(max(w, h) // 2 · expand)``."""
+    """The square crop around ``box``: floor-divided centre, half-side ``int(max(w, h) // 2 · expand)``."""
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
     half = int(max(x2 - x1, y2 - y1) // 2 * expand)

@@ -1,4 +1,4 @@
-"""MuseTalk's face box: from the 68 DWPose landmarks, falling back to the S3FD box (``get_landmark_and_bbox``).
+"""MuseTalk's face box from the 68 DWPose landmarks, or else the S3FD box (``get_landmark_and_bbox``).
 
 The box spans the landmarks horizontally and down to the lowest one; its top lies as far above landmark 29
 (the nose bridge, 0-based) as the lowest landmark lies below it, clipped at the frame's top. Landmarks are

@@ -125,11 +125,15 @@ class CSPNeXt(nn.Module):
         config = config or CSPNeXtConfig()
         half = config.stem_channels // 2
         self.stem = nn.Sequential(
-            ConvModule(3, half, 3, stride=2), ConvModule(half, half, 3), ConvModule(half, config.stem_channels, 3)
+            ConvModule(3, half, 3, stride=2),
+            ConvModule(half, half, 3),
+            ConvModule(half, config.stem_channels, 3),
         )
         in_channels = config.stem_channels
         last = len(config.stage_channels) - 1
-        for index, (channels, blocks) in enumerate(zip(config.stage_channels, config.stage_blocks, strict=True)):
+        for index, (channels, blocks) in enumerate(
+            zip(config.stage_channels, config.stage_blocks, strict=True)
+        ):
             layers: list[nn.Module] = [ConvModule(in_channels, channels, 3, stride=2)]
             if index == last:
                 layers.append(SPPBottleneck(channels, config.spp_kernels))

@@ -14,7 +14,7 @@ NUM_KEYPOINTS: Final = 133
 FACE: Final = slice(23, 91)  # the 68 face landmarks
 
 _MIRROR_PAIRS: Final = (
-    *((i, i + 1) for i in range(1, 17, 2)),  # body: eyes, ears, shoulders, elbows, wrists, hips, knees, ankles
+    *((i, i + 1) for i in range(1, 17, 2)),  # body: eyes, ears, shoulders, elbows, wrists, hips, knees…
     (17, 20), (18, 21), (19, 22),  # feet: big toe, small toe, heel
     *((23 + i, 39 - i) for i in range(8)),  # jaw line (31, the chin, is its own mirror)
     *((40 + i, 49 - i) for i in range(5)),  # eyebrows

@@ -30,7 +30,7 @@ DEFAULT_BATCH: Final = 8  # frames per forward (each also runs mirrored, so 16 n
 
 
 class RTMPose(nn.Module):
-    """CSPNeXt backbone + RTMCC head: normalised (B, 3, 384, 288) -> SimCC x (B, 133, 576), y (B, 133, 768)."""
+    """CSPNeXt + RTMCC head: normalised (B, 3, 384, 288) -> SimCC x (B, 133, 576) and y (B, 133, 768)."""
 
     def __init__(self) -> None:
         super().__init__()

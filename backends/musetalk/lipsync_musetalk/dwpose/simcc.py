@@ -26,9 +26,7 @@ def flip_back(x_flipped: Tensor, y_flipped: Tensor) -> tuple[Tensor, Tensor]:
     return x_flipped[:, index].flip(-1), y_flipped[:, index]
 
 
-def merge_flip_test(
-    x: Tensor, y: Tensor, x_flipped: Tensor, y_flipped: Tensor
-) -> tuple[Tensor, Tensor]:
+def merge_flip_test(x: Tensor, y: Tensor, x_flipped: Tensor, y_flipped: Tensor) -> tuple[Tensor, Tensor]:
     """The flip test's average of the plain and the flipped-back logits."""
     x_back, y_back = flip_back(x_flipped, y_flipped)
     return (x + x_back) * 0.5, (y + y_back) * 0.5
