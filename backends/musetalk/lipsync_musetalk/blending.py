@@ -31,6 +31,7 @@ __all__ = [
     "blend_mask",
     "blur_kernel_size",
     "crop_box",
+    "face_region_mask",
     "paste_face",
 ]
 
@@ -64,6 +65,17 @@ def _box_in_crop(box: FaceBox, crop: tuple[int, int, int, int]) -> tuple[int, in
     return box.x1 - crop[0], box.y1 - crop[1], box.x2 - crop[0], box.y2 - crop[1]
 
 
+def face_region_mask(parsed: np.ndarray, box: FaceBox, crop: tuple[int, int, int, int]) -> np.ndarray:
+    """The crop-sized parser mask kept inside the face box and below the crop's middle row (not blurred)."""
+    height, width = parsed.shape
+    bx1, by1, bx2, by2 = _box_in_crop(box, crop)
+    top = max(by1, int(height * UPPER_BOUNDARY_RATIO), 0)
+    left = max(bx1, 0)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[top:by2, left:bx2] = parsed[top:by2, left:bx2]
+    return mask
+
+
 def blend_mask(
     frame_bgr: np.ndarray,
     box: FaceBox,
@@ -74,15 +86,9 @@ def blend_mask(
     """The feathered mask for pasting a face into ``box`` of ``frame_bgr`` (see the module docstring)."""
     crop = crop_box(box)
     crop_rgb = Image.fromarray(np.ascontiguousarray(frame_bgr[:, :, ::-1])).crop(crop)
-    width, height = crop_rgb.size
-    parsed = np.asarray(Image.fromarray(parser(crop_rgb, mode)).resize((width, height), Image.BICUBIC))
-    bx1, by1, bx2, by2 = _box_in_crop(box, crop)
-    top = max(by1, int(height * UPPER_BOUNDARY_RATIO), 0)
-    left = max(bx1, 0)
-    mask = np.zeros((height, width), dtype=np.uint8)
-    mask[top:by2, left:bx2] = parsed[top:by2, left:bx2]
-    size = blur_kernel_size(width, blur_ratio)
-    return BlendMask(cv2.GaussianBlur(mask, (size, size), 0), crop)
+    parsed = np.asarray(Image.fromarray(parser(crop_rgb, mode)).resize(crop_rgb.size, Image.BICUBIC))
+    size = blur_kernel_size(crop_rgb.size[0], blur_ratio)
+    return BlendMask(cv2.GaussianBlur(face_region_mask(parsed, box, crop), (size, size), 0), crop)
 
 
 def paste_face(frame_bgr: np.ndarray, face_bgr: np.ndarray, box: FaceBox, blend: BlendMask) -> np.ndarray:
