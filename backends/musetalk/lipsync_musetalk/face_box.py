@@ -4,7 +4,9 @@ The box spans the landmarks horizontally and down to the lowest one; its top lie
 (the nose bridge, 0-based) as the lowest landmark lies below it, clipped at the frame's top. Landmarks are
 truncated to integers first (``astype(int32)``: -0.7 becomes 0, -1.3 becomes -1). When that box is empty or
 starts left of the frame (x1 < 0), the S3FD box is used as it is. A frame where S3FD finds no face gets no
-box, whatever the landmarks say (the official code records the placeholder ``(0.0, 0.0, 0.0, 0.0)``).
+box, whatever the landmarks say (the official code records the placeholder ``(0.0, 0.0, 0.0, 0.0)``); so
+does a frame whose S3FD box is needed but empty (clipped at 0 from a detection left of or above the frame),
+which the official code would crash on when resizing the generated face to it.
 
 ``bbox_shift`` (MuseTalk 1.0 only; 1.5 always passes 0) moves landmark 29 down by that many pixels before
 anything is measured, so it also counts when taking the lowest landmark, as the official in-place edit does.
@@ -50,4 +52,7 @@ def face_box(
     """The official face box of one frame: None without an S3FD face, else the landmark box or S3FD's."""
     if s3fd_box is None:
         return None
-    return landmark_box(landmarks, bbox_shift) or FaceBox(*map(int, s3fd_box))
+    if (box := landmark_box(landmarks, bbox_shift)) is not None:
+        return box
+    fallback = FaceBox(*map(int, s3fd_box))
+    return fallback if fallback.x2 > fallback.x1 and fallback.y2 > fallback.y1 else None

@@ -80,6 +80,20 @@ def test_normal_mode_blend_matches_get_image(
     assert (out != frame).any()
 
 
+def test_a_box_past_the_frame_edge_blends_inside_the_frame(
+    face_parser: FaceParser, blending: dict[str, np.ndarray]
+) -> None:
+    """S3FD boxes are clipped at 0 only, so a face box may run past the right and bottom edges."""
+    frame = blending["frame_bgr"]
+    box = FaceBox(150, 110, 230, 200)  # frame is 200 wide, 160 high
+    face = np.full((box.y2 - box.y1, box.x2 - box.x1, 3), 255, np.uint8)
+    out = blend_face(frame, face, box, face_parser, "raw")
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:110], frame[:110])  # above the box nothing moves
+    np.testing.assert_array_equal(out[:, :150], frame[:, :150])
+    assert (out != frame).any()
+
+
 def test_blend_face_is_get_image(face_parser: FaceParser, blending: dict[str, np.ndarray]) -> None:
     out = blend_face(blending["frame_bgr"], blending["in_face_bgr"], _box(blending, "in"), face_parser, "jaw")
     np.testing.assert_array_equal(out, blending["in_jaw_out_bgr"])

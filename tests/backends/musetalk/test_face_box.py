@@ -54,6 +54,7 @@ def test_half_face_rule_on_drawn_landmarks() -> None:
     assert landmark_box(landmarks) is None
     assert face_box(landmarks, (5, 6, 7, 8)) == FaceBox(5, 6, 7, 8)
     assert face_box(landmarks, None) is None
+    assert face_box(landmarks, (0, 6, 0, 8)) is None  # an S3FD box clipped to nothing: no face
 
 
 def test_official_end_to_end_box_with_standin_networks(dwpose: DWPose, s3fd_detector: FaceDetector) -> None:
