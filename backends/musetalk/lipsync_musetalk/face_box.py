@@ -11,15 +11,24 @@ which the official code would crash on when resizing the generated face to it.
 ``bbox_shift`` (MuseTalk 1.0 only; 1.5 always passes 0) moves landmark 29 down by that many pixels before
 anything is measured, so it also counts when taking the lowest landmark, as the official in-place edit does.
 The official "Manually adjust range" hint is not reproduced.
+
+`detect_face_boxes` runs the whole step over frames: S3FD first, then DWPose only on the frames where S3FD
+found a face (the official code runs DWPose on every frame; the boxes are the same).
 """
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 
-__all__ = ["HALF_FACE_LANDMARK", "FaceBox", "face_box", "landmark_box"]
+if TYPE_CHECKING:
+    from lipsync_kit.s3fd import FaceDetector
+
+    from .dwpose import DWPose
+
+__all__ = ["HALF_FACE_LANDMARK", "FaceBox", "detect_face_boxes", "face_box", "landmark_box"]
 
 HALF_FACE_LANDMARK: Final = 29  # nose bridge point whose height splits the face box in half
 
@@ -56,3 +65,20 @@ def face_box(
         return box
     fallback = FaceBox(*map(int, s3fd_box))
     return fallback if fallback.x2 > fallback.x1 and fallback.y2 > fallback.y1 else None
+
+
+def detect_face_boxes(
+    frames_bgr: Sequence[np.ndarray],
+    dwpose: DWPose,
+    detector: FaceDetector,
+    bbox_shift: int = 0,
+    batch_size: int = 8,
+) -> list[FaceBox | None]:
+    """MuseTalk's ``get_landmark_and_bbox`` over frames of one size: per frame its face box or None."""
+    s3fd_boxes = detector.detect(frames_bgr, batch_size=batch_size)
+    with_face = [i for i, box in enumerate(s3fd_boxes) if box is not None]
+    landmarks = dwpose.landmarks([frames_bgr[i] for i in with_face], batch_size=batch_size)
+    boxes: list[FaceBox | None] = [None] * len(frames_bgr)
+    for index, points in zip(with_face, landmarks, strict=True):
+        boxes[index] = face_box(points, s3fd_boxes[index], bbox_shift)
+    return boxes

@@ -6,10 +6,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from face_fixtures import bbox_cases, dwpose, dwpose_net, golden, s3fd_detector
-from lipsync_kit.s3fd import FaceDetector
+import torch
+from face_fixtures import DATA, bbox_cases, dwpose, dwpose_net, golden, s3fd_detector
+from lipsync_kit.s3fd import S3FD, FaceDetector
+from lipsync_kit.s3fd.net import MEAN_RGB
 from lipsync_musetalk.dwpose import DWPose
-from lipsync_musetalk.face_box import FaceBox, face_box, landmark_box
+from lipsync_musetalk.face_box import FaceBox, detect_face_boxes, face_box, landmark_box
+from standin import standin_state_dict
 
 __all__ = ["dwpose", "dwpose_net", "s3fd_detector"]  # fixtures used here
 
@@ -66,3 +69,23 @@ def test_official_end_to_end_box_with_standin_networks(dwpose: DWPose, s3fd_dete
     landmarks = dwpose.landmarks([frame])[0]
     assert landmark_box(landmarks) is None
     assert list(face_box(landmarks, s3fd_box)) == pose["e2e_coords_xyxy"][0].tolist()
+
+
+def test_detect_face_boxes_skips_frames_without_a_face(dwpose: DWPose) -> None:
+    """S3FD with the stand-in weights but every bias zeroed: a frame of the mean colour is a zero input with
+    all-zero features, so every face probability is exactly 0.5, not above the 0.5 threshold."""
+    state = standin_state_dict(DATA / "wav2lip" / "schema_s3fd.json")
+    net = S3FD()
+    net.load_state_dict({k: torch.zeros_like(v) if k.endswith("bias") else v for k, v in state.items()})
+    detector = FaceDetector(net.eval(), "cpu")
+    pose = golden("golden_dwpose")
+    frame = pose["input_image_bgr"]
+    plain = np.empty_like(frame)
+    plain[:] = np.array(MEAN_RGB, np.uint8)[::-1]  # BGR
+    assert detector.detect([plain]) == [None]
+    (s3fd_box,) = detector.detect([frame])
+    assert s3fd_box is not None
+    boxes = detect_face_boxes([plain, frame, plain], dwpose, detector)
+    assert boxes[0] is None and boxes[2] is None
+    assert boxes[1] == face_box(dwpose.landmarks([frame])[0], s3fd_box)
+    assert detect_face_boxes([plain], dwpose, detector) == [None]
