@@ -8,11 +8,13 @@ inference (``get_image_prepare_material``). The generated face, already resized 
 the crop, and the crop into the frame through the blurred mask (PIL's 8-bit alpha paste).
 
 The mask depends on the source frame and the box only, never on the generated face, so a pipeline can make
-it once per distinct source frame (`blend_mask`) and paste every generated face with it (`paste_face`).
+it once per distinct source frame (`blend_mask`, or `blend_masks` for many frames in parser batches) and
+paste every generated face with it (`paste_face`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 
 import cv2
@@ -20,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .face_box import FaceBox
-from .parsing import FaceParser, ParsingMode
+from .parsing import DEFAULT_BATCH, FaceParser, ParsingMode
 
 __all__ = [
     "CROP_EXPAND",
@@ -29,6 +31,7 @@ __all__ = [
     "BlendMask",
     "blend_face",
     "blend_mask",
+    "blend_masks",
     "blur_kernel_size",
     "crop_box",
     "face_region_mask",
@@ -76,6 +79,31 @@ def face_region_mask(parsed: np.ndarray, box: FaceBox, crop: tuple[int, int, int
     return mask
 
 
+def blend_masks(
+    frames_bgr: Sequence[np.ndarray],
+    boxes: Sequence[FaceBox],
+    parser: FaceParser,
+    mode: ParsingMode = "jaw",
+    blur_ratio: float = NORMAL_BLUR_RATIO,
+    batch_size: int = DEFAULT_BATCH,
+) -> list[BlendMask]:
+    """`blend_mask` for many frames and their boxes, the parser running ``batch_size`` crops at a time."""
+    crops = [crop_box(box) for box in boxes]
+    crops_rgb = [
+        Image.fromarray(np.ascontiguousarray(frame[:, :, ::-1])).crop(crop)
+        for frame, crop in zip(frames_bgr, crops, strict=True)
+    ]
+    parsed_512 = parser.masks(crops_rgb, mode, batch_size)
+    result = []
+    for parsed, crop_rgb, box, crop in zip(parsed_512, crops_rgb, boxes, crops, strict=True):
+        parsed_crop = np.asarray(Image.fromarray(parsed).resize(crop_rgb.size, Image.BICUBIC))
+        size = blur_kernel_size(crop_rgb.size[0], blur_ratio)
+        result.append(
+            BlendMask(cv2.GaussianBlur(face_region_mask(parsed_crop, box, crop), (size, size), 0), crop)
+        )
+    return result
+
+
 def blend_mask(
     frame_bgr: np.ndarray,
     box: FaceBox,
@@ -84,11 +112,7 @@ def blend_mask(
     blur_ratio: float = NORMAL_BLUR_RATIO,
 ) -> BlendMask:
     """The feathered mask for pasting a face into ``box`` of ``frame_bgr`` (see the module docstring)."""
-    crop = crop_box(box)
-    crop_rgb = Image.fromarray(np.ascontiguousarray(frame_bgr[:, :, ::-1])).crop(crop)
-    parsed = np.asarray(Image.fromarray(parser(crop_rgb, mode)).resize(crop_rgb.size, Image.BICUBIC))
-    size = blur_kernel_size(crop_rgb.size[0], blur_ratio)
-    return BlendMask(cv2.GaussianBlur(face_region_mask(parsed, box, crop), (size, size), 0), crop)
+    return blend_masks([frame_bgr], [box], parser, mode, blur_ratio)[0]
 
 
 def paste_face(frame_bgr: np.ndarray, face_bgr: np.ndarray, box: FaceBox, blend: BlendMask) -> np.ndarray:

@@ -14,6 +14,7 @@ BiSeNet (argmax over 19 classes). The mask modes (``--parsing-mode``):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import cv2
@@ -50,6 +51,7 @@ CONE_HEIGHT: Final = 21  # rows of the widening part of the jaw dilation kernel
 TAIL_HEIGHT: Final = 12  # rows of its constant-width part below the cone
 CHEEK_EROSION_SIZE: Final = (35, 3)  # (width, height) of the flat ellipse eroding the cheeks
 CHEEK_EROSIONS: Final = 2
+DEFAULT_BATCH: Final = 8  # crops per BiSeNet pass
 DEFAULT_CHEEK_WIDTH: Final = 90  # MuseTalk 1.5's command-line default (FaceParsing's own default is 80)
 
 
@@ -133,7 +135,17 @@ class FaceParser:
 
     def __call__(self, crop_rgb: Image.Image, mode: ParsingMode = "jaw") -> np.ndarray:
         """The (512, 512) uint8 0/255 mask of an RGB crop."""
-        return parsing_mask(self.labels(self.net_input(crop_rgb))[0], mode, self.cheek_mask)
+        return self.masks([crop_rgb], mode)[0]
+
+    def masks(
+        self, crops_rgb: Sequence[Image.Image], mode: ParsingMode = "jaw", batch_size: int = DEFAULT_BATCH
+    ) -> list[np.ndarray]:
+        """The (512, 512) uint8 0/255 mask of each RGB crop, ``batch_size`` crops per network pass."""
+        masks = []
+        for start in range(0, len(crops_rgb), batch_size):
+            batch = torch.cat([self.net_input(crop) for crop in crops_rgb[start : start + batch_size]])
+            masks.extend(parsing_mask(labels, mode, self.cheek_mask) for labels in self.labels(batch))
+        return masks
 
 
 def load_bisenet(path: str | os.PathLike[str], device: torch.device | str) -> BiSeNet:

@@ -15,6 +15,7 @@ from lipsync_musetalk.blending import (
     REALTIME_BLUR_RATIO,
     blend_face,
     blend_mask,
+    blend_masks,
     blur_kernel_size,
     crop_box,
     face_region_mask,
@@ -109,6 +110,19 @@ def test_realtime_material_and_blending_match_official(
     assert list(blend.crop_box) == blending[f"{name}_rt_crop_box"].tolist()
     out = paste_face(blending["frame_bgr"], blending[f"{name}_face_bgr"], box, blend)
     np.testing.assert_array_equal(out, blending[f"{name}_rt_out_bgr"])
+
+
+def test_masks_of_many_frames_in_one_parser_batch(
+    face_parser: FaceParser, blending: dict[str, np.ndarray]
+) -> None:
+    frame = blending["frame_bgr"]
+    boxes = [_box(blending, "in"), _box(blending, "edge"), _box(blending, "in")]
+    masks = blend_masks([frame, frame, frame[::-1].copy()], boxes, face_parser, "jaw", batch_size=2)
+    np.testing.assert_array_equal(masks[0].mask, blending["in_jaw_mask_blurred"])
+    np.testing.assert_array_equal(masks[1].mask, blending["edge_jaw_mask_blurred"])
+    assert masks[2].crop_box == masks[0].crop_box
+    assert not np.array_equal(masks[2].mask, masks[0].mask)  # another frame, another mask
+    assert blend_masks([], [], face_parser) == []
 
 
 def test_designed_face_map_blends_as_official(blending: dict[str, np.ndarray]) -> None:
