@@ -26,8 +26,10 @@ __all__ = [
     "AudioWindows",
     "WindowPlan",
     "encode_speech",
+    "min_speech_samples",
     "plan_windows",
     "speech_features",
+    "window_fps",
 ]
 
 SAMPLE_RATE: Final = 16_000
@@ -62,13 +64,12 @@ class WindowPlan:
         return len(self.starts)
 
 
-def plan_windows(num_samples: int, fps: float) -> WindowPlan:
-    """The official window rule for ``num_samples`` of 16 kHz speech at ``fps``.
+def window_fps(fps: float) -> int:
+    """The frame rate the official rule windows at: ``int(fps)`` (29.97 windows as 29, 12.5 as 12).
 
     Raises:
-        BackendError: ``bad_option`` for a frame rate the official rule cannot window (under 1 fps, or
-            50 fps and more, where the last window runs past the padding and the official code exits);
-            ``audio_too_short`` when the speech is shorter than one frame.
+        BackendError: ``bad_option`` under 1 fps, and at 50 fps and more, where the official code's last
+            window runs past the padding and it exits.
     """
     int_fps = int(fps)
     if int_fps < 1 or int_fps >= MAX_FPS:
@@ -79,6 +80,22 @@ def plan_windows(num_samples: int, fps: float) -> WindowPlan:
             hint="re-encode the video at 25 fps (MuseTalk's training rate), e.g."
             " ffmpeg -i in.mp4 -r 25 out.mp4, or pass --fps 25 for a still image",
         )
+    return int_fps
+
+
+def min_speech_samples(fps: float) -> int:
+    """The fewest 16 kHz samples that make one video frame at ``fps`` (640 at 25 fps)."""
+    return math.ceil(SAMPLE_RATE / window_fps(fps))
+
+
+def plan_windows(num_samples: int, fps: float) -> WindowPlan:
+    """The official window rule for ``num_samples`` of 16 kHz speech at ``fps``.
+
+    Raises:
+        BackendError: ``bad_option`` for a frame rate the rule cannot window (`window_fps`);
+            ``audio_too_short`` when the speech is shorter than one frame.
+    """
+    int_fps = window_fps(fps)
     seconds = num_samples / SAMPLE_RATE
     num_frames = math.floor(seconds * int_fps)
     if num_frames < 1:

@@ -19,12 +19,13 @@ from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
 
 from . import __version__
-from .audio import SAMPLE_RATE, AudioWindows, encode_speech, plan_windows, speech_features
+from .audio import SAMPLE_RATE, AudioWindows, encode_speech, min_speech_samples, plan_windows, speech_features
 from .dwpose import load_dwpose
+from .face_box import detect_face_boxes
 from .models import load_feature_extractor, load_unet, load_vae, load_whisper_encoder
 from .options import OPTIONS
-from .parsing import load_bisenet
-from .pipeline import BlendSettings, Networks, find_face_boxes, render_frames
+from .parsing import FaceParser, load_bisenet
+from .pipeline import Networks, prepare_sources, render_frames
 
 __all__ = ["MuseTalkBackend", "RenderOptions"]
 
@@ -108,8 +109,8 @@ class MuseTalkBackend:
             )
         return DTYPES[precision]
 
-    def _networks(self, opts: RenderOptions, dtype: torch.dtype) -> tuple[Networks, Any, Any, Any, Any]:
-        """UNet + VAE + parser, Whisper encoder, feature extractor, DWPose and S3FD."""
+    def _networks(self, opts: RenderOptions, dtype: torch.dtype) -> tuple[Networks, Any, Any, Any, Any, Any]:
+        """UNet + VAE, Whisper encoder, feature extractor, BiSeNet, DWPose and S3FD, each loaded once."""
         w, device = opts.weights, self.torch_device
         unet = self._cached(
             ("unet", w["unet"], w["unet_config"], dtype),
@@ -126,12 +127,12 @@ class MuseTalkBackend:
         extractor = self._cached(
             ("features", w["whisper_preprocessor"]), lambda: load_feature_extractor(w["whisper_preprocessor"])
         )
-        parser = self._cached(("parser", w["parser"]), lambda: load_bisenet(w["parser"], device))
+        bisenet = self._cached(("parser", w["parser"]), lambda: load_bisenet(w["parser"], device))
         pose = self._cached(("pose", w["pose"]), lambda: load_dwpose(w["pose"], device))
         detector = self._cached(
             ("detector", w["detector"]), lambda: FaceDetector(load_s3fd(w["detector"], device), device)
         )
-        return Networks(unet, vae, parser), encoder, extractor, pose, detector
+        return Networks(unet, vae), encoder, extractor, bisenet, pose, detector
 
     # ------------------------------------------------------------------------------- render
 
@@ -143,8 +144,9 @@ class MuseTalkBackend:
             reporter.log("--fps applies to still images; the video's own frame rate is used", "warning")
         fps = output_fps(visual, opts)
         samples = load_audio(opts.audio, SAMPLE_RATE)
-        check_speech(samples)
-        plan = plan_windows(len(samples), fps)  # a frame rate MuseTalk cannot window fails before any load
+        # A frame rate MuseTalk cannot window, or too little speech, fails here, before any model loads.
+        check_speech(samples, sample_rate=SAMPLE_RATE, min_samples=min_speech_samples(fps), model="MuseTalk")
+        plan = plan_windows(len(samples), fps)
         dtype = self._dtype(opts.precision)
         clock.lap("load_inputs")
         # Opening the writer first checks the destination before any heavy work; any failure below
@@ -173,25 +175,24 @@ class MuseTalkBackend:
         clock: StageClock,
     ) -> dict[str, Any]:
         with torch.inference_mode():
-            nets, encoder, extractor, pose, detector = self._networks(opts, dtype)
+            nets, encoder, extractor, bisenet, pose, detector = self._networks(opts, dtype)
             clock.lap("model_load")
 
-            windows = AudioWindows(
-                encode_speech(speech_features(samples, extractor), encoder, len(samples)), plan
-            )
+            states = encode_speech(speech_features(samples, extractor), encoder, len(samples))
+            windows = AudioWindows(states, plan)
             clock.lap("features")
 
             frames = visual.frames
-            boxes = find_face_boxes(
-                frames, pose, detector, lambda d, t: reporter.progress("finding faces", d, t)
-            )
+            reporter.progress("finding faces", 0, len(frames))
+            boxes = detect_face_boxes(frames, pose, detector, batch_size=opts.batch_size)
+            reporter.progress("finding faces", len(frames), len(frames))
             found = [box for box in boxes if box is not None]
             if not found:
                 raise BackendError(
                     ErrorCode.NO_FACE,
                     f"no face found in {opts.face.name}"
                     + (f" ({len(frames)} frames)" if len(frames) > 1 else ""),
-                    hint="use a clearer frontal portrait",
+                    hint="use a portrait with a clearly visible, roughly frontal face",
                 )
             if len(found) < len(boxes):
                 reporter.log(
@@ -201,18 +202,13 @@ class MuseTalkBackend:
                 )
             clock.lap("detection")
 
-            settings = BlendSettings(
-                opts.extra_margin, opts.parsing_mode, opts.left_cheek_width, opts.right_cheek_width
+            parser = FaceParser(bisenet, opts.left_cheek_width, opts.right_cheek_width)
+            sources = prepare_sources(
+                frames, boxes, nets.vae, parser, opts.parsing_mode, opts.extra_margin, opts.batch_size
             )
-            for frame in render_frames(
-                frames,
-                boxes,
-                windows,
-                nets,
-                settings,
-                opts.batch_size,
-                lambda done, total: reporter.progress("lip-syncing", done, total),
-            ):
+            clock.lap("prepare")
+            progress = lambda done, total: reporter.progress("lip-syncing", done, total)  # noqa: E731
+            for frame in render_frames(frames, sources, windows, nets, opts.batch_size, progress):
                 writer.write(frame)
             clock.lap("render")
 

@@ -3,8 +3,8 @@
 Plain functions from arrays and loaded networks to frames (``scripts/inference.py`` of TMElyralab/MuseTalk,
 normal mode), with these differences on purpose:
 
-- work that depends only on a source frame (its box, its reference latents) is done once per distinct
-  frame, not once per output frame;
+- work that depends only on a source frame (its box, reference latents and blending mask) is done once
+  per distinct frame, not once per output frame;
 - a frame without a face passes through unchanged (the official code drops it from the latent cycle, which
   puts the cycles out of step, and then stops writing frames at the first such frame);
 - the reference latents use the VAE posterior's mean instead of an unseeded random draw (`latents`).
@@ -17,38 +17,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from lipsync_kit.s3fd import FaceDetector
 
 from .audio import AudioWindows
-from .blending import blend
-from .face_box import face_box
-from .latents import Box, crop_face, decode_faces, encode_latents, generate_latents
+from .blending import BlendMask, blend_masks, paste_face
+from .face_box import FaceBox
+from .latents import crop_face, decode_faces, encode_latents, generate_latents
+from .parsing import FaceParser
 
-__all__ = ["BlendSettings", "Networks", "find_face_boxes", "pingpong", "reference_latents", "render_frames"]
+__all__ = ["Networks", "SourceFaces", "pingpong", "prepare_sources", "render_frames"]
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class Networks:
-    """The loaded networks one render uses."""
+    """The loaded networks of the frame loop."""
 
     unet: torch.nn.Module
     vae: torch.nn.Module
-    parser: Any  # BiSeNet face parsing (`parsing.load_bisenet`)
 
 
 @dataclass(frozen=True)
-class BlendSettings:
-    extra_margin: int
-    parsing_mode: str
-    left_cheek_width: int
-    right_cheek_width: int
+class SourceFaces:
+    """What the frame loop needs of each source frame that has a face, keyed by its index."""
+
+    paste_boxes: dict[int, FaceBox]  # the face box with the v1.5 chin margin (clipped at the frame)
+    latents: dict[int, torch.Tensor]  # (8, 32, 32) masked + reference latents on the VAE's device
+    masks: dict[int, BlendMask]  # feathered blending mask and its crop box
 
 
 def pingpong(index: int, count: int) -> int:
@@ -57,78 +56,44 @@ def pingpong(index: int, count: int) -> int:
     return position if position < count else 2 * count - 1 - position
 
 
-def find_face_boxes(
-    frames: Sequence[np.ndarray], pose: Any, detector: FaceDetector, progress: Progress | None = None
-) -> list[Box | None]:
-    """The official v1.5 face box of every frame, None where S3FD finds no face.
-
-    DWPose's 68 face landmarks give the box; S3FD decides whether there is a face at all and is the
-    fallback box (``musetalk/utils/preprocessing.py:get_landmark_and_bbox``).
-    """
-    detections = detector.detect(frames)
-    boxes: list[Box | None] = []
-    for index, (frame, detection) in enumerate(zip(frames, detections, strict=True)):
-        if detection is None:
-            boxes.append(None)
-        else:
-            box = face_box(pose.landmarks(frame), detection)
-            boxes.append(tuple(int(v) for v in box))  # type: ignore[arg-type]
-        if progress is not None:
-            progress(index + 1, len(frames))
-    return boxes
+def _paste_box(box: FaceBox, frame: np.ndarray, extra_margin: int) -> FaceBox:
+    return FaceBox(box.x1, box.y1, box.x2, min(box.y2 + extra_margin, frame.shape[0]))
 
 
-def _valid(box: Box | None, frame: np.ndarray) -> bool:
-    """Whether a box leaves pixels to crop (the official crashes on an empty crop)."""
-    if box is None:
-        return False
-    x1, y1, x2, y2 = box
-    height, width = frame.shape[:2]
-    return 0 <= x1 < x2 <= width and 0 <= y1 < y2 and y1 < height
-
-
-def reference_latents(
-    vae: torch.nn.Module,
+def prepare_sources(
     frames: Sequence[np.ndarray],
-    boxes: Sequence[Box | None],
+    boxes: Sequence[FaceBox | None],
+    vae: torch.nn.Module,
+    parser: FaceParser,
+    parsing_mode: str,
     extra_margin: int,
     batch_size: int,
-) -> dict[int, torch.Tensor]:
-    """(8, 32, 32) masked + reference latents per source frame that has a face, on the VAE's device."""
+) -> SourceFaces:
+    """Latents and blending masks of every source frame with a face, each made once, in batches."""
     indices = [i for i, box in enumerate(boxes) if box is not None]
+    paste_boxes = {i: _paste_box(boxes[i], frames[i], extra_margin) for i in indices}  # type: ignore[arg-type]
     latents: dict[int, torch.Tensor] = {}
+    masks: dict[int, BlendMask] = {}
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         crops = np.stack([crop_face(frames[i], boxes[i], extra_margin) for i in chunk])  # type: ignore[arg-type]
-        for i, latent in zip(chunk, encode_latents(vae, crops), strict=True):
-            latents[i] = latent
-    return latents
-
-
-def _paste(
-    frame: np.ndarray, face: np.ndarray, box: Box, nets: Networks, settings: BlendSettings
-) -> np.ndarray:
-    """The generated 256x256 face resized into its v1.5 box (with the chin margin) and blended in."""
-    x1, y1, x2, y2 = box
-    y2 = min(y2 + settings.extra_margin, frame.shape[0])
-    resized = cv2.resize(face, (x2 - x1, y2 - y1))  # bilinear, as the official
-    return blend(
-        frame,
-        resized,
-        (x1, y1, x2, y2),
-        nets.parser,
-        settings.parsing_mode,
-        left_cheek_width=settings.left_cheek_width,
-        right_cheek_width=settings.right_cheek_width,
-    )
+        latents.update(zip(chunk, encode_latents(vae, crops), strict=True))
+        chunk_masks = blend_masks(
+            [frames[i] for i in chunk],
+            [paste_boxes[i] for i in chunk],
+            parser,
+            parsing_mode,
+            batch_size=batch_size,
+        )
+        masks.update(zip(chunk, chunk_masks, strict=True))
+    return SourceFaces(paste_boxes, latents, masks)
 
 
 def render_frames(
     frames: Sequence[np.ndarray],
-    boxes: Sequence[Box | None],
+    sources: SourceFaces,
     windows: AudioWindows,
     nets: Networks,
-    settings: BlendSettings,
     batch_size: int,
     progress: Progress | None = None,
 ) -> Iterator[np.ndarray]:
@@ -136,25 +101,27 @@ def render_frames(
 
     Args:
         frames: the source frames (one for a still).
-        boxes: per source frame, its face box from `find_face_boxes`, None for no face.
+        sources: `prepare_sources` of those frames; a frame missing from it passes through unchanged.
         windows: the audio tokens of every output frame.
         batch_size: output frames per UNet and VAE call.
     """
-    boxes = [box if _valid(box, frame) else None for box, frame in zip(boxes, frames, strict=True)]
-    latents = reference_latents(nets.vae, frames, boxes, settings.extra_margin, batch_size)
     total = len(windows)
     for start in range(0, total, batch_size):
         outputs = range(start, min(start + batch_size, total))
-        sources = [pingpong(i, len(frames)) for i in outputs]
-        talking = [k for k, source in enumerate(sources) if boxes[source] is not None]
+        picked = [pingpong(i, len(frames)) for i in outputs]
+        talking = [k for k, source in enumerate(picked) if source in sources.latents]
         faces: dict[int, np.ndarray] = {}
         if talking:
-            batch = torch.stack([latents[sources[k]] for k in talking])
+            batch = torch.stack([sources.latents[picked[k]] for k in talking])
             tokens = windows.batch(np.array([outputs[k] for k in talking]))
             generated = decode_faces(nets.vae, generate_latents(nets.unet, batch, tokens))
             faces = dict(zip(talking, generated, strict=True))
-        for k, source in enumerate(sources):
-            box = boxes[source]
-            yield frames[source] if box is None else _paste(frames[source], faces[k], box, nets, settings)
+        for k, source in enumerate(picked):
+            if k not in faces:
+                yield frames[source]
+                continue
+            box = sources.paste_boxes[source]
+            face = cv2.resize(faces[k], (box.x2 - box.x1, box.y2 - box.y1))  # bilinear, as the official
+            yield paste_face(frames[source], face, box, sources.masks[source])
         if progress is not None:
             progress(outputs.stop, total)

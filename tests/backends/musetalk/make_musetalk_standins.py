@@ -9,7 +9,12 @@ Writes, with the deterministic stand-in values of ``standin_weights.py`` under t
   (query/key/value/proj_attn) and ``{"format": "pt"}`` metadata, as the published file, and
   ``vae_config.json``;
 - ``whisper_standin.safetensors``: whisper-tiny keys under ``model.`` without ``proj_out``, and
-  ``whisper_config.json`` / ``whisper_preprocessor_config.json``.
+  ``whisper_config.json`` / ``whisper_preprocessor_config.json``;
+- ``face`` part: ``dwpose_standin.pth`` (mmengine container ``{"state_dict": ...}`` like
+  ``dw-ll_ucoco_384.pth``) and ``bisenet_standin.pth`` (a raw state dict like ``79999_iter.pth``); S3FD is
+  ``tests/backends/make_standin_checkpoints.py``'s.
+
+``SCHEMA_DIR`` is tests/data/musetalk.
 
 The configs are the file values recorded in the reference data's ``configs.json``.
 """
@@ -68,10 +73,17 @@ def write_whisper(out_dir: Path, schema_dir: Path, configs: dict) -> None:
     _write_json(out_dir / WHISPER_FILES[2], configs["whisper_feature_extractor"]["values"])
 
 
+def write_face(out_dir: Path, schema_dir: Path, _configs: dict) -> None:
+    torch.save(
+        {"state_dict": standin_state_dict(schema_dir / "schema_dwpose.json")}, out_dir / "dwpose_standin.pth"
+    )
+    torch.save(standin_state_dict(schema_dir / "schema_bisenet.json"), out_dir / "bisenet_standin.pth")
+
+
 def main(out_dir: Path, schema_dir: Path, parts: list[str]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = json.loads((schema_dir / "configs.json").read_text())
-    writers = {"whisper": write_whisper, "vae": write_vae, "unet": write_unet}
+    writers = {"whisper": write_whisper, "vae": write_vae, "face": write_face, "unet": write_unet}
     for part in parts or list(writers):
         writers[part](out_dir, schema_dir, configs)
 
