@@ -23,7 +23,8 @@ from lipsync_cli.output import PlainReporter
 pytestmark = pytest.mark.slow
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
-SPEECH_SECONDS = 0.24  # 6 frames at 25 fps
+STILL_SECONDS = 0.14  # 3 frames at 25 fps
+VIDEO_SECONDS = 0.18  # 4 frames: the 2 video frames forwards, then backwards
 SIZE = 512  # the portrait's side in pixels
 
 
@@ -87,11 +88,15 @@ def render_musetalk(run_cli, musetalk_standins: dict[str, Path]):
     return render
 
 
+def _speech(folder: Path, seconds: float) -> Path:
+    path = folder / f"speech_{seconds}.wav"
+    ffmpeg("-i", str(speech("hello")), "-t", str(seconds), str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def short_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("speech") / "short.wav"
-    ffmpeg("-i", str(speech("hello")), "-t", str(SPEECH_SECONDS), str(path))
-    return path
+    return _speech(tmp_path_factory.mktemp("speech"), STILL_SECONDS)
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -130,7 +135,7 @@ def test_still_image_to_mp4(render_musetalk, face_png: Path, short_speech: Path,
     result = _json(render_musetalk(face_png, short_speech, out, "--batch-size", "8"))
 
     assert result["model"] == "musetalk" and result["device"] == "cpu"
-    assert result["frames"] == 6 and result["fps"] == 25 and result["frames_without_face"] == 0
+    assert result["frames"] == 3 and result["fps"] == 25 and result["frames_without_face"] == 0
     assert all(entry["sha256"] == "custom" for entry in result["weights"].values())
     assert len(result["weights"]) == 10
     assert {"model_load", "features", "detection", "prepare", "render", "total"} <= set(result["seconds"])
@@ -139,8 +144,8 @@ def test_still_image_to_mp4(render_musetalk, face_png: Path, short_speech: Path,
     assert info.video_codec == "h264" and info.audio_codec == "aac"
     assert (info.width, info.height) == (512, 512) and info.fps == 25
     frames = decode_frames(out, 512, 512)
-    assert len(frames) == 6
-    assert abs(len(decode_audio(out)) / 16000 - SPEECH_SECONDS) < 0.05
+    assert len(frames) == 3
+    assert abs(len(decode_audio(out)) / 16000 - STILL_SECONDS) < 0.05
     source = _read_png(face_png).astype(np.int16)
     box = result["face_box"]
     change = np.abs(frames[0].astype(np.int16) - source).mean(axis=2)
@@ -154,13 +159,13 @@ def test_still_image_to_mp4(render_musetalk, face_png: Path, short_speech: Path,
 def test_video_to_png_frames_keeps_its_frames_outside_the_face(
     render_musetalk, face_png: Path, short_speech: Path, tmp_path: Path
 ) -> None:
-    """A 3-frame video (lossless FFV1, each frame marked in a corner) dubbed at its own 25 fps; the 6 output
-    frames show the source frames ping-pong (0 1 2 2 1 0), unchanged outside the face box."""
+    """A 2-frame video (lossless FFV1, each frame marked in a corner) dubbed at its own 25 fps; the 4 output
+    frames show the source frames ping-pong (0 1 1 0), unchanged outside the face box."""
     base = _read_png(face_png)
     sources = []
-    for index in range(3):
+    for index in range(2):
         frame = base.copy()
-        frame[:16, :16] = 80 * index  # a marker far from the face box
+        frame[:16, :16] = 200 * index  # a marker far from the face box
         sources.append(frame)
         _write_png(frame, tmp_path / f"src{index}.png")
     video = tmp_path / "talk.mkv"
@@ -168,13 +173,13 @@ def test_video_to_png_frames_keeps_its_frames_outside_the_face(
         "-framerate", "25", "-i", str(tmp_path / "src%d.png"), "-c:v", "ffv1", "-pix_fmt", "bgr0", str(video)
     )
     pattern = tmp_path / "frames" / "%04d.png"
-    result = _json(render_musetalk(video, short_speech, pattern, "--batch-size", "4"))
+    result = _json(render_musetalk(video, _speech(tmp_path, VIDEO_SECONDS), pattern, "--batch-size", "4"))
 
-    assert result["frames"] == 6 and result["fps"] == 25
+    assert result["frames"] == 4 and result["fps"] == 25
     files = sorted(pattern.parent.glob("*.png"))
-    assert len(files) == 6
+    assert len(files) == 4
     box = result["face_box"]
-    for output_index, source_index in enumerate([0, 1, 2, 2, 1, 0]):
+    for output_index, source_index in enumerate([0, 1, 1, 0]):
         frame = _read_png(files[output_index])
         outside = _outside(box, frame.shape)
         np.testing.assert_array_equal(frame[outside], sources[source_index][outside])
