@@ -12,7 +12,11 @@ frame is a distinct source frame). Both sides load the same weight files: the re
 ``lipsync weights status musetalk`` finds them, else stand-ins with the official shapes and layouts (the
 same arithmetic), linked where the official code looks for them. The official environment needs mmpose
 without compiled mmcv: ``PATCHES`` adds the stub ``mmcv._ext`` module that the research notes describe
-(mmdet imports mmcv ops at import time; pose inference calls none). Prints Markdown for README.
+(mmdet imports mmcv ops at import time; pose inference calls none). With stand-in weights the official
+S3FD's best box on the astronaut lies below the picture and the official code fails on its empty crop, so
+by default the official run gets lipsync's face box through its own ``--use_saved_coord`` pickle and skips
+its landmark and detection pass (``--official-detect`` keeps it: needs the released weights); lipsync
+always detects. Prints Markdown for README.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import statistics
 import subprocess
 import sys
@@ -75,6 +80,13 @@ OFFICIAL_PATHS = {
     "parser": "models/face-parse-bisent/79999_iter.pth",
     "detector": "musetalk/utils/face_detection/detection/sfd/s3fd.pth",
 }
+# The official BiSeNet first loads torchvision's ResNet-18 into its backbone, then 79999_iter.pth overwrites
+# every one of those values: a file with the backbone's keys cut from the parser weights does the same.
+RESNET18_PATH = "models/face-parse-bisent/resnet18-5c106cde.pth"
+RESNET18_FROM_PARSER = (
+    "import sys, torch; s = torch.load(sys.argv[1], weights_only=True); "
+    "torch.save({k[len('cp.resnet.'):]: v for k, v in s.items() if k.startswith('cp.resnet.')}, sys.argv[2])"
+)
 STAGES = ("worker_start", "model_load", "load_inputs", "features", "detection", "prepare", "render", "encode")
 
 
@@ -138,6 +150,7 @@ def main() -> None:
     parser.add_argument("--audio", type=Path, help="speech to use (default: espeak-ng speech)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each path once per round)")
     parser.add_argument("--batch-size", type=int, default=8, help="UNet/VAE batch on both sides")
+    parser.add_argument("--official-detect", action="store_true", help="official landmarks + S3FD too")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
     args = parser.parse_args()
     checkout = args.official.resolve()
@@ -155,13 +168,19 @@ def main() -> None:
     weights, weights_kind = _weights(python, work / "weights")
     for role, relative in OFFICIAL_PATHS.items():
         place(checkout / relative, weights[role])
+    resnet18 = work / "weights" / "resnet18_from_parser.pth"
+    subprocess.run(
+        [str(python), "-c", RESNET18_FROM_PARSER, str(weights["parser"]), str(resnet18)], check=True
+    )
+    place(checkout / RESNET18_PATH, resnet18)
     env_official = official_env(work, args.device)
 
     def official(index: int) -> float:
         config = work / f"official_{index}.yaml"
         config.write_text(f"task_0:\n  video_path: {face}\n  audio_path: {audio}\n")
+        saved = ["--use_saved_coord", "--saved_coord"] if not args.official_detect else []
         argv = [str(args.official_python), "-m", "scripts.inference", "--inference_config", str(config),
-                "--result_dir", str(work / "official"), "--unet_model_path", OFFICIAL_PATHS["unet"],
+                *saved, "--result_dir", str(work / "official"), "--unet_model_path", OFFICIAL_PATHS["unet"],
                 "--unet_config", OFFICIAL_PATHS["unet_config"], "--version", "v15",
                 "--batch_size", str(args.batch_size), "--fps", "25",
                 "--output_vid_name", f"official_{index}.mp4"]  # fmt: skip
@@ -191,7 +210,12 @@ def main() -> None:
     load_before = load_average()
     with WorkerClient(env, device=args.device) as worker:
         worker.start()
-        worker.render({**params, "output": str(work / "warm_first.mp4")})  # loads the models: not timed
+        first = worker.render({**params, "output": str(work / "warm_first.mp4")}).stats  # loads the models
+        box = first["face_box"]
+        source_frames = round(args.seconds * 25) if args.video else 1
+        coords = [(box["left"], box["top"], box["right"], box["bottom"])] * source_frames
+        # The official reads saved boxes from {result_dir}/../{input name}.pkl.
+        (work / f"{face.stem}.pkl").write_bytes(pickle.dumps(coords))
         for index in range(args.rounds):
             paths["official inference.py"].walls.append(official(index))
             result, wall = cold(work / f"cold_{index}.mp4")
