@@ -63,7 +63,7 @@ PATCHES = (
         "_ext.__getattr__ = lambda name: (_ for _ in ()).throw(AttributeError(name)) if name.startswith('__')"
         " else (lambda *a, **k: (_ for _ in ()).throw(RuntimeError('mmcv op ' + name)))\n"
         "sys.modules.setdefault('mmcv._ext', _ext)\n"
-        "from mmpose.apis import inference_topdown, init_model",
+        "from mmpose.apis import init_model, inference_topdown",  # reordered: the patch applies once
         "mmcv has no compiled wheels for current Python/torch; DWPose inference calls none of its ops",
     ),
 )
