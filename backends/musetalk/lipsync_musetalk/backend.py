@@ -140,6 +140,8 @@ class MuseTalkBackend:
         opts = RenderOptions.from_params(params)
         clock = StageClock()
         visual = read_visual(opts.face)
+        if opts.bbox_shift:
+            reporter.log("--bbox-shift only applies to MuseTalk 1.0; MuseTalk 1.5 ignores it", "warning")
         if not visual.is_still and opts.fps:
             reporter.log("--fps applies to still images; the video's own frame rate is used", "warning")
         fps = output_fps(visual, opts)
