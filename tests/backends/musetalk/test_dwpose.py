@@ -158,14 +158,19 @@ def test_keypoints_end_to_end_match_official(dwpose: DWPose, pose: dict[str, np.
     bins = np.rint((want[tied, 0] + 20.0) / 200.0 * 288.0 * 2.0)
     mirrored = ((X_BINS - 1 - bins) / 2.0 / 288.0 * 200.0 - 20.0).astype(np.float32)
     assert np.all((got[tied, 0] == want[tied, 0]) | (np.abs(got[tied, 0] - mirrored) < 1e-4))
+    whole_frame = (0, 0, image.shape[1], image.shape[0])
+    alone = dwpose.keypoints([image], whole_frame)[0][0]  # batch of 1: a tied x may fall either way
+    np.testing.assert_array_equal(alone[:, 1], keypoints[0, :, 1])
+    np.testing.assert_array_equal(alone[~tied, 0], keypoints[0, ~tied, 0])
     # A frame's keypoints do not depend on the other frames of its batch.
     np.testing.assert_allclose(keypoints[1], dwpose.keypoints([other])[0][0], atol=1e-3)
     assert dwpose.keypoints([])[0].shape == (0, 133, 2)
 
 
 def test_face_landmarks_are_keypoints_23_to_90(dwpose: DWPose, pose: dict[str, np.ndarray]) -> None:
-    landmarks = dwpose.landmarks([pose["input_image_bgr"]])
+    landmarks = dwpose.landmarks_batch([pose["input_image_bgr"]])
     assert landmarks.shape == (1, 68, 2)
+    np.testing.assert_array_equal(dwpose.landmarks(pose["input_image_bgr"]), landmarks[0])
     face_tied = _tied_x(pose)[FACE]
     np.testing.assert_array_equal(landmarks[0][:, 1].astype(np.int32), pose["face_landmarks_int32"][:, 1])
     np.testing.assert_array_equal(
