@@ -178,6 +178,13 @@ def test_face_landmarks_are_keypoints_23_to_90(dwpose: DWPose, pose: dict[str, n
     )
 
 
+def test_frames_of_different_sizes_are_refused(dwpose: DWPose) -> None:
+    with pytest.raises(ValueError, match="one size"):
+        dwpose.keypoints([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)])
+    with pytest.raises(ValueError, match="BGR"):
+        dwpose.landmarks(np.zeros((8, 8), np.uint8))
+
+
 def test_load_dwpose_reads_the_mmengine_checkpoint_layout(tmp_path: Path) -> None:
     path = tmp_path / "dw-ll_ucoco_384.pth"
     state = dwpose_state_dict()

@@ -78,6 +78,9 @@ class DWPose:
         """
         if not len(frames_bgr):
             return np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS), np.float32)
+        if len({f.shape for f in frames_bgr}) > 1 or frames_bgr[0].ndim != 3 or frames_bgr[0].shape[2] != 3:
+            found = sorted({str(f.shape) for f in frames_bgr})
+            raise ValueError(f"frames must all be (H, W, 3) BGR of one size, got {', '.join(found)}")
         height, width = frames_bgr[0].shape[:2]
         frame = box_frame(np.asarray(box_xyxy if box_xyxy is not None else (0, 0, width, height)))
         matrix = warp_matrix(frame)
