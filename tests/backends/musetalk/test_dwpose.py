@@ -8,6 +8,9 @@ whose flip-averaged x logits tie between bins i and 575 - i with stand-in weight
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import types
 from pathlib import Path
 
 import cv2
@@ -193,6 +196,50 @@ def test_load_dwpose_reads_the_mmengine_checkpoint_layout(tmp_path: Path) -> Non
     assert not loaded.net.training
     for key, value in loaded.net.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+class _Trap:
+    """Pickles as a call of ``shutil.copyfile``: a loader that runs the file's code would create ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (shutil.copyfile, (__file__, str(self.path)))
+
+
+def test_load_dwpose_reads_weights_beside_training_state_without_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mmengine checkpoints keep numpy arrays in ``meta`` and HistoryBuffer objects in ``message_hub``;
+    plain ``weights_only`` refuses them. They are read inert: nothing named in the file runs."""
+    history = types.ModuleType("mmengine.logging.history_buffer")
+
+    class HistoryBuffer:
+        def __init__(self, values: list[float]) -> None:
+            self._log_history = np.asarray(values)
+
+    HistoryBuffer.__module__, HistoryBuffer.__qualname__ = history.__name__, "HistoryBuffer"
+    history.HistoryBuffer = HistoryBuffer  # type: ignore[attr-defined]
+    for name in ("mmengine", "mmengine.logging"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, history.__name__, history)
+    trap = tmp_path / "ran"
+    checkpoint = {
+        "meta": {"dataset_meta": {"sigmas": np.linspace(0.1, 0.2, 133)}, "seed": 21, "trap": _Trap(trap)},
+        "state_dict": dwpose_state_dict(),
+        "message_hub": {"log_scalars": {"train/loss": HistoryBuffer([0.5, 0.4])}},
+        "optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"betas": (0.9, 0.999)}]},
+    }
+    path = tmp_path / "dw-ll_ucoco_384.pth"
+    torch.save(checkpoint, path)
+    monkeypatch.undo()  # mmengine is gone again, as in the backend env
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(path, weights_only=True)
+    loaded = load_dwpose(path, "cpu")
+    assert not trap.exists()
+    for key, value in loaded.net.state_dict().items():
+        assert torch.equal(value, dwpose_state_dict()[key]), key
 
 
 def test_load_dwpose_refuses_a_checkpoint_with_missing_keys(tmp_path: Path) -> None:

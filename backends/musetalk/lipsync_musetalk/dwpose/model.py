@@ -4,7 +4,8 @@ MuseTalk's ``get_landmark_and_bbox`` calls mmpose's ``inference_topdown`` withou
 whole frame is warped onto the model input; the network runs on that input and on its mirror image, the
 two SimCC outputs are averaged, decoded, and mapped back to frame pixels. Keypoints 23..90 are the 68 face
 landmarks. The file ``dw-ll_ucoco_384.pth`` is an mmengine checkpoint with the weights under
-``state_dict``, keyed ``backbone.*`` and ``head.*`` exactly as `RTMPose` names its parameters.
+``state_dict``, keyed ``backbone.*`` and ``head.*`` exactly as `RTMPose` names its parameters; whatever
+else the file holds (meta with numpy arrays, mmengine's message hub) is read inert and dropped.
 """
 
 from __future__ import annotations
@@ -112,5 +113,6 @@ def load_dwpose(path: str | os.PathLike[str], device: torch.device | str) -> DWP
         lipsync_kit.errors.BackendError: ``weights_missing`` or ``bad_checkpoint``.
     """
     net = RTMPose()
-    load_into(net, load_state_dict_file(path), source=str(path))
+    # An mmengine training checkpoint: meta (numpy arrays), message hub and optimizer state beside weights.
+    load_into(net, load_state_dict_file(path, training_checkpoint=True), source=str(path))
     return DWPose(net.eval().requires_grad_(False), device)
