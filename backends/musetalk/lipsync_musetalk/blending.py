@@ -5,7 +5,8 @@ face parser's mask of that crop, resized back to the crop (PIL's default bicubic
 face box and below the crop's middle row only, then feathered with a Gaussian blur whose odd kernel is 5 %
 of the crop's side in normal mode (``get_image``) and 10 % in the prepared-material mode of realtime
 inference (``get_image_prepare_material``). The generated face, already resized to the box, is pasted into
-the crop, and the crop into the frame through the blurred mask (PIL's 8-bit alpha paste).
+the crop, and the crop into the frame through the blurred mask (PIL's 8-bit alpha paste, which treats the
+three channels alike, so the frame stays BGR and only the crop's pixels are touched).
 
 The mask depends on the source frame and the box only, never on the generated face, so a pipeline can make
 it once per distinct source frame (`blend_mask`, or `blend_masks` for many frames in parser batches) and
@@ -21,7 +22,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .face_box import FaceBox
 from .parsing import DEFAULT_BATCH, FaceParser, ParsingMode
 
 __all__ = [
@@ -35,8 +35,11 @@ __all__ = [
     "blur_kernel_size",
     "crop_box",
     "face_region_mask",
+    "padded_crop",
     "paste_face",
 ]
+
+Box = tuple[int, int, int, int]  # (x1, y1, x2, y2) in pixels; a FaceBox is one
 
 CROP_EXPAND: Final = 1.5  # crop half-side = half the box's longer side × this
 UPPER_BOUNDARY_RATIO: Final = 0.5  # the mask is cleared above this fraction of the crop's height
@@ -48,10 +51,10 @@ class BlendMask(NamedTuple):
     """A feathered uint8 mask (crop-sized) and where the crop lies in the frame (x1, y1, x2, y2)."""
 
     mask: np.ndarray
-    crop_box: tuple[int, int, int, int]
+    crop_box: Box
 
 
-def crop_box(box: FaceBox, expand: float = CROP_EXPAND) -> tuple[int, int, int, int]:
+def crop_box(box: Box, expand: float = CROP_EXPAND) -> Box:
     """The square crop around ``box``: floor-divided centre, half-side ``int(max(w, h) // 2 · expand)``."""
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
@@ -64,11 +67,39 @@ def blur_kernel_size(crop_width: int, ratio: float) -> int:
     return int(ratio * crop_width // 2 * 2) + 1
 
 
-def _box_in_crop(box: FaceBox, crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    return box.x1 - crop[0], box.y1 - crop[1], box.x2 - crop[0], box.y2 - crop[1]
+def _box_in_crop(box: Box, crop: Box) -> Box:
+    x1, y1, x2, y2 = box
+    return x1 - crop[0], y1 - crop[1], x2 - crop[0], y2 - crop[1]
 
 
-def face_region_mask(parsed: np.ndarray, box: FaceBox, crop: tuple[int, int, int, int]) -> np.ndarray:
+def _overlap(
+    outer: Box, inner_hw: tuple[int, int], offset: tuple[int, int]
+) -> tuple[slice, slice, slice, slice]:
+    """Row and column slices of the part of ``outer`` (an image's own coordinates) that an image of size
+    ``inner_hw`` placed at ``offset`` covers: (outer rows, outer cols, inner rows, inner cols)."""
+    x1, y1, x2, y2 = outer
+    ox, oy = offset
+    left, top = max(x1, ox), max(y1, oy)
+    right, bottom = min(x2, ox + inner_hw[1]), min(y2, oy + inner_hw[0])
+    right, bottom = max(right, left), max(bottom, top)
+    return (
+        slice(top - y1, bottom - y1),
+        slice(left - x1, right - x1),
+        slice(top - oy, bottom - oy),
+        slice(left - ox, right - ox),
+    )
+
+
+def padded_crop(frame: np.ndarray, crop: Box) -> np.ndarray:
+    """``frame[y1:y2, x1:x2]`` of ``crop``, zero where the crop leaves the frame (as PIL's ``crop``)."""
+    x1, y1, x2, y2 = crop
+    out = np.zeros((y2 - y1, x2 - x1, *frame.shape[2:]), dtype=frame.dtype)
+    rows, cols, frame_rows, frame_cols = _overlap(crop, frame.shape[:2], (0, 0))
+    out[rows, cols] = frame[frame_rows, frame_cols]
+    return out
+
+
+def face_region_mask(parsed: np.ndarray, box: Box, crop: Box) -> np.ndarray:
     """The crop-sized parser mask kept inside the face box and below the crop's middle row (not blurred)."""
     height, width = parsed.shape
     bx1, by1, bx2, by2 = _box_in_crop(box, crop)
@@ -81,7 +112,7 @@ def face_region_mask(parsed: np.ndarray, box: FaceBox, crop: tuple[int, int, int
 
 def blend_masks(
     frames_bgr: Sequence[np.ndarray],
-    boxes: Sequence[FaceBox],
+    boxes: Sequence[Box],
     parser: FaceParser,
     mode: ParsingMode = "jaw",
     blur_ratio: float = NORMAL_BLUR_RATIO,
@@ -90,7 +121,7 @@ def blend_masks(
     """`blend_mask` for many frames and their boxes, the parser running ``batch_size`` crops at a time."""
     crops = [crop_box(box) for box in boxes]
     crops_rgb = [
-        Image.fromarray(np.ascontiguousarray(frame[:, :, ::-1])).crop(crop)
+        Image.fromarray(np.ascontiguousarray(padded_crop(frame, crop)[:, :, ::-1]))
         for frame, crop in zip(frames_bgr, crops, strict=True)
     ]
     parsed_512 = parser.masks(crops_rgb, mode, batch_size)
@@ -106,7 +137,7 @@ def blend_masks(
 
 def blend_mask(
     frame_bgr: np.ndarray,
-    box: FaceBox,
+    box: Box,
     parser: FaceParser,
     mode: ParsingMode = "jaw",
     blur_ratio: float = NORMAL_BLUR_RATIO,
@@ -115,17 +146,29 @@ def blend_mask(
     return blend_masks([frame_bgr], [box], parser, mode, blur_ratio)[0]
 
 
-def paste_face(frame_bgr: np.ndarray, face_bgr: np.ndarray, box: FaceBox, blend: BlendMask) -> np.ndarray:
+def paste_face(frame_bgr: np.ndarray, face_bgr: np.ndarray, box: Box, blend: BlendMask) -> np.ndarray:
     """A copy of ``frame_bgr`` with ``face_bgr`` (box-sized) pasted into ``box`` through ``blend.mask``."""
-    body = Image.fromarray(np.ascontiguousarray(frame_bgr[:, :, ::-1]))
-    crop = body.crop(blend.crop_box)
-    crop.paste(Image.fromarray(np.ascontiguousarray(face_bgr[:, :, ::-1])), _box_in_crop(box, blend.crop_box))
-    body.paste(crop, blend.crop_box[:2], Image.fromarray(blend.mask))
-    return np.asarray(body)[:, :, ::-1].copy()
+    crop = padded_crop(frame_bgr, blend.crop_box)
+    bx1, by1, _, _ = _box_in_crop(box, blend.crop_box)
+    crop_rows, crop_cols, face_rows, face_cols = _overlap(
+        (0, 0, crop.shape[1], crop.shape[0]), face_bgr.shape[:2], (bx1, by1)
+    )
+    crop[crop_rows, crop_cols] = face_bgr[face_rows, face_cols]
+    out = frame_bgr.copy()
+    height, width = frame_bgr.shape[:2]
+    rows, cols, crop_rows, crop_cols = _overlap((0, 0, width, height), crop.shape[:2], blend.crop_box[:2])
+    region = Image.fromarray(np.ascontiguousarray(out[rows, cols]))
+    region.paste(
+        Image.fromarray(np.ascontiguousarray(crop[crop_rows, crop_cols])),
+        (0, 0),
+        Image.fromarray(np.ascontiguousarray(blend.mask[crop_rows, crop_cols])),
+    )
+    out[rows, cols] = np.asarray(region)
+    return out
 
 
 def blend_face(
-    frame_bgr: np.ndarray, face_bgr: np.ndarray, box: FaceBox, parser: FaceParser, mode: ParsingMode = "jaw"
+    frame_bgr: np.ndarray, face_bgr: np.ndarray, box: Box, parser: FaceParser, mode: ParsingMode = "jaw"
 ) -> np.ndarray:
     """Normal inference's ``get_image``: mask (5 % blur) and paste in one call."""
     return paste_face(frame_bgr, face_bgr, box, blend_mask(frame_bgr, box, parser, mode))

@@ -18,7 +18,7 @@ found a face (the official code runs DWPose on every frame; the boxes are the sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
@@ -73,12 +73,22 @@ def detect_face_boxes(
     detector: FaceDetector,
     bbox_shift: int = 0,
     batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[FaceBox | None]:
-    """MuseTalk's ``get_landmark_and_bbox`` over frames of one size: per frame its face box or None."""
-    s3fd_boxes = detector.detect(frames_bgr, batch_size=batch_size)
-    with_face = [i for i, box in enumerate(s3fd_boxes) if box is not None]
-    landmarks = dwpose.landmarks([frames_bgr[i] for i in with_face], batch_size=batch_size)
-    boxes: list[FaceBox | None] = [None] * len(frames_bgr)
-    for index, points in zip(with_face, landmarks, strict=True):
-        boxes[index] = face_box(points, s3fd_boxes[index], bbox_shift)
+    """MuseTalk's ``get_landmark_and_bbox`` over frames of one size: per frame its face box or None.
+
+    ``progress(done, total)`` is called after each batch of frames (S3FD and DWPose both done for it).
+    """
+    boxes: list[FaceBox | None] = []
+    for start in range(0, len(frames_bgr), batch_size):
+        batch = frames_bgr[start : start + batch_size]
+        s3fd_boxes = detector.detect(batch, batch_size=batch_size)
+        with_face = [i for i, box in enumerate(s3fd_boxes) if box is not None]
+        landmarks = dwpose.landmarks_batch([batch[i] for i in with_face], batch_size=batch_size)
+        batch_boxes: list[FaceBox | None] = [None] * len(batch)
+        for index, points in zip(with_face, landmarks, strict=True):
+            batch_boxes[index] = face_box(points, s3fd_boxes[index], bbox_shift)
+        boxes.extend(batch_boxes)
+        if progress is not None:
+            progress(len(boxes), len(frames_bgr))
     return boxes

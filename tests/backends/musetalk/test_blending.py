@@ -19,6 +19,7 @@ from lipsync_musetalk.blending import (
     blur_kernel_size,
     crop_box,
     face_region_mask,
+    padded_crop,
     paste_face,
 )
 from lipsync_musetalk.face_box import FaceBox
@@ -81,6 +82,26 @@ def test_normal_mode_blend_matches_get_image(
     assert (out != frame).any()
 
 
+@pytest.mark.parametrize(
+    "crop",
+    [(-22, 13, 142, 177), (150, -30, 260, 80), (25, 5, 175, 155), (-50, -50, -10, -10), (190, 150, 300, 400)],
+)
+def test_padded_crop_is_pil_crop(blending: dict[str, np.ndarray], crop: tuple[int, int, int, int]) -> None:
+    frame = blending["frame_bgr"]
+    np.testing.assert_array_equal(padded_crop(frame, crop), np.asarray(Image.fromarray(frame).crop(crop)))
+
+
+def _pil_paste(
+    frame: np.ndarray, face: np.ndarray, box: FaceBox, mask: np.ndarray, crop: tuple
+) -> np.ndarray:
+    """The official whole-frame PIL paste, written out plainly as the oracle."""
+    body = Image.fromarray(frame[:, :, ::-1].copy())
+    large = body.crop(crop)
+    large.paste(Image.fromarray(face[:, :, ::-1].copy()), (box.x1 - crop[0], box.y1 - crop[1]))
+    body.paste(large, crop[:2], Image.fromarray(mask))
+    return np.asarray(body)[:, :, ::-1]
+
+
 def test_a_box_past_the_frame_edge_blends_inside_the_frame(
     face_parser: FaceParser, blending: dict[str, np.ndarray]
 ) -> None:
@@ -88,7 +109,9 @@ def test_a_box_past_the_frame_edge_blends_inside_the_frame(
     frame = blending["frame_bgr"]
     box = FaceBox(150, 110, 230, 200)  # frame is 200 wide, 160 high
     face = np.full((box.y2 - box.y1, box.x2 - box.x1, 3), 255, np.uint8)
-    out = blend_face(frame, face, box, face_parser, "raw")
+    blend = blend_mask(frame, box, face_parser, "raw")
+    out = paste_face(frame, face, box, blend)
+    np.testing.assert_array_equal(out, _pil_paste(frame, face, box, blend.mask, blend.crop_box))
     assert out.shape == frame.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out[:110], frame[:110])  # above the box nothing moves
     np.testing.assert_array_equal(out[:, :150], frame[:, :150])

@@ -8,6 +8,9 @@ whose flip-averaged x logits tie between bins i and 575 - i with stand-in weight
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import types
 from pathlib import Path
 
 import cv2
@@ -158,19 +161,31 @@ def test_keypoints_end_to_end_match_official(dwpose: DWPose, pose: dict[str, np.
     bins = np.rint((want[tied, 0] + 20.0) / 200.0 * 288.0 * 2.0)
     mirrored = ((X_BINS - 1 - bins) / 2.0 / 288.0 * 200.0 - 20.0).astype(np.float32)
     assert np.all((got[tied, 0] == want[tied, 0]) | (np.abs(got[tied, 0] - mirrored) < 1e-4))
+    whole_frame = (0, 0, image.shape[1], image.shape[0])
+    alone = dwpose.keypoints([image], whole_frame)[0][0]  # batch of 1: a tied x may fall either way
+    np.testing.assert_array_equal(alone[:, 1], keypoints[0, :, 1])
+    np.testing.assert_array_equal(alone[~tied, 0], keypoints[0, ~tied, 0])
     # A frame's keypoints do not depend on the other frames of its batch.
     np.testing.assert_allclose(keypoints[1], dwpose.keypoints([other])[0][0], atol=1e-3)
     assert dwpose.keypoints([])[0].shape == (0, 133, 2)
 
 
 def test_face_landmarks_are_keypoints_23_to_90(dwpose: DWPose, pose: dict[str, np.ndarray]) -> None:
-    landmarks = dwpose.landmarks([pose["input_image_bgr"]])
+    landmarks = dwpose.landmarks_batch([pose["input_image_bgr"]])
     assert landmarks.shape == (1, 68, 2)
+    np.testing.assert_array_equal(dwpose.landmarks(pose["input_image_bgr"]), landmarks[0])
     face_tied = _tied_x(pose)[FACE]
     np.testing.assert_array_equal(landmarks[0][:, 1].astype(np.int32), pose["face_landmarks_int32"][:, 1])
     np.testing.assert_array_equal(
         landmarks[0][~face_tied, 0].astype(np.int32), pose["face_landmarks_int32"][~face_tied, 0]
     )
+
+
+def test_frames_of_different_sizes_are_refused(dwpose: DWPose) -> None:
+    with pytest.raises(ValueError, match="one size"):
+        dwpose.keypoints([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)])
+    with pytest.raises(ValueError, match="BGR"):
+        dwpose.landmarks(np.zeros((8, 8), np.uint8))
 
 
 def test_load_dwpose_reads_the_mmengine_checkpoint_layout(tmp_path: Path) -> None:
@@ -181,6 +196,50 @@ def test_load_dwpose_reads_the_mmengine_checkpoint_layout(tmp_path: Path) -> Non
     assert not loaded.net.training
     for key, value in loaded.net.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+class _Trap:
+    """Pickles as a call of ``shutil.copyfile``: a loader that runs the file's code would create ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (shutil.copyfile, (__file__, str(self.path)))
+
+
+def test_load_dwpose_reads_weights_beside_training_state_without_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mmengine checkpoints keep numpy arrays in ``meta`` and HistoryBuffer objects in ``message_hub``;
+    plain ``weights_only`` refuses them. They are read inert: nothing named in the file runs."""
+    history = types.ModuleType("mmengine.logging.history_buffer")
+
+    class HistoryBuffer:
+        def __init__(self, values: list[float]) -> None:
+            self._log_history = np.asarray(values)
+
+    HistoryBuffer.__module__, HistoryBuffer.__qualname__ = history.__name__, "HistoryBuffer"
+    history.HistoryBuffer = HistoryBuffer  # type: ignore[attr-defined]
+    for name in ("mmengine", "mmengine.logging"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, history.__name__, history)
+    trap = tmp_path / "ran"
+    checkpoint = {
+        "meta": {"dataset_meta": {"sigmas": np.linspace(0.1, 0.2, 133)}, "seed": 21, "trap": _Trap(trap)},
+        "state_dict": dwpose_state_dict(),
+        "message_hub": {"log_scalars": {"train/loss": HistoryBuffer([0.5, 0.4])}},
+        "optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"betas": (0.9, 0.999)}]},
+    }
+    path = tmp_path / "dw-ll_ucoco_384.pth"
+    torch.save(checkpoint, path)
+    monkeypatch.undo()  # mmengine is gone again, as in the backend env
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(path, weights_only=True)
+    loaded = load_dwpose(path, "cpu")
+    assert not trap.exists()
+    for key, value in loaded.net.state_dict().items():
+        assert torch.equal(value, dwpose_state_dict()[key]), key
 
 
 def test_load_dwpose_refuses_a_checkpoint_with_missing_keys(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_official_end_to_end_box_with_standin_networks(dwpose: DWPose, s3fd_dete
     frame = pose["input_image_bgr"]
     (s3fd_box,) = s3fd_detector.detect([frame])
     assert s3fd_box is not None and list(s3fd_box) == pose["s3fd_first_box_xyxy"].tolist()
-    landmarks = dwpose.landmarks([frame])[0]
+    landmarks = dwpose.landmarks(frame)
     assert landmark_box(landmarks) is None
     assert list(face_box(landmarks, s3fd_box)) == pose["e2e_coords_xyxy"][0].tolist()
 
@@ -85,7 +85,11 @@ def test_detect_face_boxes_skips_frames_without_a_face(dwpose: DWPose) -> None:
     assert detector.detect([plain]) == [None]
     (s3fd_box,) = detector.detect([frame])
     assert s3fd_box is not None
-    boxes = detect_face_boxes([plain, frame, plain], dwpose, detector)
+    calls: list[tuple[int, int]] = []
+    boxes = detect_face_boxes(
+        [plain, frame, plain], dwpose, detector, batch_size=2, progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(2, 3), (3, 3)]
     assert boxes[0] is None and boxes[2] is None
-    assert boxes[1] == face_box(dwpose.landmarks([frame])[0], s3fd_box)
+    assert boxes[1] == face_box(dwpose.landmarks(frame), s3fd_box)
     assert detect_face_boxes([plain], dwpose, detector) == [None]

@@ -6,7 +6,8 @@
     from lipsync_musetalk.dwpose import load_dwpose
 
     dwpose = load_dwpose("dw-ll_ucoco_384.pth", "cuda")
-    landmarks = dwpose.landmarks(frames_bgr)  # (N, 68, 2) frame pixels, the whole frame as the box
+    landmarks = dwpose.landmarks(frame_bgr)  # (68, 2) frame pixels, the whole frame as the box
+    many = dwpose.landmarks_batch(frames_bgr)  # (N, 68, 2), frames of one size in batches
 """
 
 from __future__ import annotations

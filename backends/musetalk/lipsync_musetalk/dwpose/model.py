@@ -4,7 +4,8 @@ MuseTalk's ``get_landmark_and_bbox`` calls mmpose's ``inference_topdown`` withou
 whole frame is warped onto the model input; the network runs on that input and on its mirror image, the
 two SimCC outputs are averaged, decoded, and mapped back to frame pixels. Keypoints 23..90 are the 68 face
 landmarks. The file ``dw-ll_ucoco_384.pth`` is an mmengine checkpoint with the weights under
-``state_dict``, keyed ``backbone.*`` and ``head.*`` exactly as `RTMPose` names its parameters.
+``state_dict``, keyed ``backbone.*`` and ``head.*`` exactly as `RTMPose` names its parameters; whatever
+else the file holds (meta with numpy arrays, mmengine's message hub) is read inert and dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lipsync_kit.checkpoints import load_into, load_state_dict_file
 from torch import Tensor, nn
 
 from .cspnext import CSPNeXt
-from .keypoints import FACE
+from .keypoints import FACE, NUM_KEYPOINTS
 from .rtmcc_head import RTMCCHead
 from .simcc import decode, merge_flip_test
 from .topdown import box_frame, normalise, warp_matrix, warp_to_input
@@ -60,21 +61,29 @@ class DWPose:
         self.net = net.to(self.device).eval()
 
     def keypoints(
-        self, frames_bgr: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH
+        self,
+        frames_bgr: Sequence[np.ndarray],
+        box_xyxy: Sequence[float] | None = None,
+        batch_size: int = DEFAULT_BATCH,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """All 133 keypoints of each frame, with the whole frame as the person box.
+        """All 133 keypoints of each frame.
 
         Args:
             frames_bgr: (H, W, 3) uint8 BGR frames, all of one size.
+            box_xyxy: the person box (x1, y1, x2, y2) for every frame; MuseTalk gives none, so the whole
+                frame is the box.
             batch_size: frames per forward pass.
 
         Returns:
             keypoints (N, 133, 2) float64 in frame pixels (x, y) and scores (N, 133) float32.
         """
-        if not frames_bgr:
-            return np.zeros((0, 133, 2)), np.zeros((0, 133), np.float32)
+        if not len(frames_bgr):
+            return np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS), np.float32)
+        if len({f.shape for f in frames_bgr}) > 1 or frames_bgr[0].ndim != 3 or frames_bgr[0].shape[2] != 3:
+            found = sorted({str(f.shape) for f in frames_bgr})
+            raise ValueError(f"frames must all be (H, W, 3) BGR of one size, got {', '.join(found)}")
         height, width = frames_bgr[0].shape[:2]
-        frame = box_frame(np.array([0, 0, width, height]))
+        frame = box_frame(np.asarray(box_xyxy if box_xyxy is not None else (0, 0, width, height)))
         matrix = warp_matrix(frame)
         points, scores = [], []
         for start in range(0, len(frames_bgr), batch_size):
@@ -86,9 +95,15 @@ class DWPose:
             scores.append(batch_scores)
         return np.concatenate(points), np.concatenate(scores)
 
-    def landmarks(self, frames_bgr: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-        """The 68 face landmarks (iBUG order) of each frame: (N, 68, 2) float64 frame pixels, not rounded."""
-        return self.keypoints(frames_bgr, batch_size)[0][:, FACE]
+    def landmarks(self, frame_bgr: np.ndarray, box_xyxy: Sequence[float] | None = None) -> np.ndarray:
+        """The 68 face landmarks (iBUG order) of one frame: (68, 2) float64 frame pixels, not rounded."""
+        return self.keypoints([frame_bgr], box_xyxy)[0][0, FACE]
+
+    def landmarks_batch(
+        self, frames_bgr: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH
+    ) -> np.ndarray:
+        """`landmarks` of many frames of one size, whole frame as the box: (N, 68, 2)."""
+        return self.keypoints(frames_bgr, batch_size=batch_size)[0][:, FACE]
 
 
 def load_dwpose(path: str | os.PathLike[str], device: torch.device | str) -> DWPose:
@@ -98,5 +113,6 @@ def load_dwpose(path: str | os.PathLike[str], device: torch.device | str) -> DWP
         lipsync_kit.errors.BackendError: ``weights_missing`` or ``bad_checkpoint``.
     """
     net = RTMPose()
-    load_into(net, load_state_dict_file(path), source=str(path))
+    # An mmengine training checkpoint: meta (numpy arrays), message hub and optimizer state beside weights.
+    load_into(net, load_state_dict_file(path, training_checkpoint=True), source=str(path))
     return DWPose(net.eval().requires_grad_(False), device)
