@@ -186,8 +186,13 @@ class MuseTalkBackend:
 
             frames = visual.frames
             reporter.progress("finding faces", 0, len(frames))
-            boxes = detect_face_boxes(frames, pose, detector, batch_size=opts.batch_size)
-            reporter.progress("finding faces", len(frames), len(frames))
+            boxes = detect_face_boxes(
+                frames,
+                pose,
+                detector,
+                batch_size=opts.batch_size,
+                progress=lambda done, total: reporter.progress("finding faces", done, total),
+            )
             found = [box for box in boxes if box is not None]
             if not found:
                 raise BackendError(
