@@ -19,7 +19,15 @@ from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
 
 from . import __version__
-from .audio import SAMPLE_RATE, AudioWindows, encode_speech, min_speech_samples, plan_windows, speech_features
+from .audio import (
+    SAMPLE_RATE,
+    AudioWindows,
+    WindowPlan,
+    encode_speech,
+    min_speech_samples,
+    plan_windows,
+    speech_features,
+)
 from .dwpose import load_dwpose
 from .face_box import detect_face_boxes
 from .models import load_feature_extractor, load_unet, load_vae, load_whisper_encoder
@@ -170,7 +178,7 @@ class MuseTalkBackend:
         writer: VideoWriter,
         visual: Visual,
         samples: np.ndarray,
-        plan: Any,
+        plan: WindowPlan,
         dtype: torch.dtype,
         opts: RenderOptions,
         reporter: Reporter,
