@@ -31,6 +31,11 @@ def _hf(repo: str, path: str) -> str:
     return f"https://huggingface.co/{repo}/resolve/main/{path}"
 
 
+def _hf_at(repo: str, revision: str, path: str) -> str:
+    """A Hugging Face URL pinned to a commit: still the same bytes after the repository's main moves on."""
+    return f"https://huggingface.co/{repo}/resolve/{revision}/{path}"
+
+
 @dataclass(frozen=True)
 class WeightFile:
     """One pretrained file, verified by size and sha256; mirrors are tried in order."""
@@ -84,6 +89,103 @@ def _sadtalker_release(name: str) -> str:
 
 
 _WAV2LIP_LICENSE: Final = "Wav2Lip weights: personal/research/non-commercial use only (trained on LRS2)"
+
+_MUSETALK_LICENSE: Final = (
+    "MuseTalk 1.5: MIT code; the README allows any use of the weights, even commercial (the Hugging Face"
+    " card is tagged creativeml-openrail-m)"
+)
+# Commits of the Hugging Face repositories whose files carry these sizes and sha256 (research/musetalk.md §5).
+_MUSETALK_REV: Final = "3ef28bc5cff08c90ad8178a25f1b570cd800170f"
+_SD_VAE_REV: Final = "31f26fdeee1355a5c34592e401dd41e45d25a493"
+_WHISPER_TINY_REV: Final = "169d4a4341b33bc18d8881c4b69c2e104e1cc0af"
+_DWPOSE_REV: Final = "1a7144101628d69ee7a3768d1ee3a094070dc388"
+_BISENET_REV: Final = "0073b233a5a3c4b1377d4dbf49245017938a72b5"
+
+
+def _hf_pair(repo: str, revision: str, path: str) -> tuple[str, str]:
+    """The file on main, then at the commit it was verified at."""
+    return _hf(repo, path), _hf_at(repo, revision, path)
+
+
+MUSETALK_FILES: Final = (
+    WeightFile(
+        name="musetalkV15_unet.pth",
+        size=3_400_074_924,
+        sha256="7ebf6c98c181e20838e4c0054e96e944ac60d5d692cc01db42839fe11b787007",
+        urls=_hf_pair("TMElyralab/MuseTalk", _MUSETALK_REV, "musetalkV15/unet.pth"),
+        description="MuseTalk 1.5 UNet (single-step latent mouth inpainting)",
+        license=_MUSETALK_LICENSE,
+    ),
+    WeightFile(
+        name="musetalkV15_musetalk.json",
+        size=748,
+        sha256="5b6923aee04d71692e0e9846c471e0a4ea07a4f686d39545e472bd4ba17e1b47",
+        urls=_hf_pair("TMElyralab/MuseTalk", _MUSETALK_REV, "musetalkV15/musetalk.json"),
+        description="MuseTalk 1.5 UNet config",
+        license=_MUSETALK_LICENSE,
+    ),
+    WeightFile(
+        name="sd-vae-ft-mse.safetensors",
+        size=334_643_276,
+        sha256="a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
+        urls=_hf_pair("stabilityai/sd-vae-ft-mse", _SD_VAE_REV, "diffusion_pytorch_model.safetensors"),
+        description="Stable Diffusion VAE ft-MSE (MuseTalk's latent space)",
+        license="MIT (stabilityai/sd-vae-ft-mse)",
+    ),
+    WeightFile(
+        name="sd-vae-ft-mse_config.json",
+        size=547,
+        sha256="92d3dfb746fca211a2c9e019e285f8597412211728dce3c5bcf4eda0f2d62e7e",
+        urls=_hf_pair("stabilityai/sd-vae-ft-mse", _SD_VAE_REV, "config.json"),
+        description="Stable Diffusion VAE ft-MSE config",
+        license="MIT (stabilityai/sd-vae-ft-mse)",
+    ),
+    WeightFile(
+        name="whisper-tiny.safetensors",
+        size=151_061_672,
+        sha256="7ebd0e69e78190ffe1438491fa05cc1f5c1aa3a4c4db3bc1723adbb551ea2395",
+        urls=_hf_pair("openai/whisper-tiny", _WHISPER_TINY_REV, "model.safetensors"),
+        description="Whisper tiny (MuseTalk's speech encoder; only the encoder runs)",
+        license="MIT (openai/whisper)",
+    ),
+    WeightFile(
+        name="whisper-tiny_config.json",
+        size=1_983,
+        sha256="ffdccec4f3211f4c63310f2b7098f309fe70f3952cedc5e4d11e43f5b2379b98",
+        urls=_hf_pair("openai/whisper-tiny", _WHISPER_TINY_REV, "config.json"),
+        description="Whisper tiny config",
+        license="MIT (openai/whisper)",
+    ),
+    WeightFile(
+        name="whisper-tiny_preprocessor_config.json",
+        size=184_990,
+        sha256="9b5cd03a36fbb8a627c64d98a5b5b126ead95a77720723944487311f0110b666",
+        urls=_hf_pair("openai/whisper-tiny", _WHISPER_TINY_REV, "preprocessor_config.json"),
+        description="Whisper tiny log-mel settings",
+        license="MIT (openai/whisper)",
+    ),
+    WeightFile(
+        name="dw-ll_ucoco_384.pth",
+        size=406_878_486,
+        sha256="0d9408b13cd863c4e95a149dd31232f88f2a12aa6cf8964ed74d7d97748c7a07",
+        urls=_hf_pair("yzd-v/DWPose", _DWPOSE_REV, "dw-ll_ucoco_384.pth"),
+        description="DWPose whole-body landmarks (RTMPose-l; MuseTalk's face box)",
+        license="Apache-2.0 (DWPose)",
+    ),
+    WeightFile(
+        name="79999_iter.pth",
+        size=53_289_463,
+        sha256="468e13ca13a9b43cc0881a9f99083a430e9c0a38abd935431d1c28ee94b26567",
+        urls=(
+            *_hf_pair("ManyOtherFunctions/face-parse-bisent", _BISENET_REV, "79999_iter.pth"),
+            # facexlib publishes the same file as parsing_bisenet.pth (same size and sha256 on its HF copies).
+            "https://github.com/xinntao/facexlib/releases/download/v0.2.0/parsing_bisenet.pth",
+        ),
+        description="BiSeNet face parsing (MuseTalk's blending mask; facexlib's parsing_bisenet.pth)",
+        manual="https://drive.google.com/file/d/154JgKpzCPW82qINcVieuPH3fZ2e0P812",
+        license="MIT (face-parsing.PyTorch)",
+    ),
+)
 
 WEIGHT_FILES: Final[dict[str, WeightFile]] = {
     f.name: f
@@ -214,6 +316,7 @@ WEIGHT_FILES: Final[dict[str, WeightFile]] = {
             description="AWing 98-point face landmarks (from facexlib)",
             license="Apache-2.0 (AdaptiveWingLoss)",
         ),
+        *MUSETALK_FILES,
     )
 }
 
@@ -222,6 +325,7 @@ BACKENDS: Final[dict[str, Backend]] = {
     for b in (
         Backend("wav2lip", "lipsync_wav2lip"),
         Backend("sadtalker", "lipsync_sadtalker"),
+        Backend("musetalk", "lipsync_musetalk"),
         Backend("syncnet", "lipsync_syncnet"),  # `lipsync eval`: a metric, not a model of `lipsync run`
     )
 }
@@ -317,6 +421,23 @@ _SADTALKER_ROLES: Final = (
     ),
 )
 
+# role in the render request -> (option naming your own file, manifest file); every role is always used.
+_MUSETALK_ROLES: Final = tuple(
+    _single(role, option, name)
+    for role, option, name in (
+        ("unet", "checkpoint", "musetalkV15_unet.pth"),
+        ("unet_config", "unet_config", "musetalkV15_musetalk.json"),
+        ("vae", "vae_checkpoint", "sd-vae-ft-mse.safetensors"),
+        ("vae_config", "vae_config", "sd-vae-ft-mse_config.json"),
+        ("whisper", "whisper_checkpoint", "whisper-tiny.safetensors"),
+        ("whisper_config", "whisper_config", "whisper-tiny_config.json"),
+        ("whisper_preprocessor", "whisper_preprocessor", "whisper-tiny_preprocessor_config.json"),
+        ("pose", "pose_checkpoint", "dw-ll_ucoco_384.pth"),
+        ("parser", "parsing_checkpoint", "79999_iter.pth"),
+        ("detector", "detector_checkpoint", "s3fd-619a316812.pth"),
+    )
+)
+
 MODELS: Final[dict[str, Model]] = {
     m.name: m
     for m in (
@@ -339,6 +460,12 @@ MODELS: Final[dict[str, Model]] = {
             roles=_SADTALKER_ROLES,
             variant={"still": True},
             defaults={"preprocess": "full"},
+        ),
+        Model(
+            name="musetalk",
+            backend="musetalk",
+            description="MuseTalk 1.5 (Tencent 2025): re-draws the lower face at 256 px in one UNet step",
+            roles=_MUSETALK_ROLES,
         ),
     )
 }

@@ -7,6 +7,7 @@ import json
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from lipsync_kit.checkpoints import load_into, load_state_dict_file
@@ -91,6 +92,22 @@ def test_pickled_python_object_is_refused_and_never_run(tmp_path: Path) -> None:
     assert info.value.code == ErrorCode.BAD_CHECKPOINT == "bad_checkpoint"
     assert "refused" in info.value.message and "open" in info.value.message
     assert "weights_only=False" not in info.value.message
+    assert not marker.exists()
+
+
+def test_training_checkpoint_reads_objects_beside_the_weights_inert(tmp_path: Path) -> None:
+    """mmengine-style files (numpy arrays in meta, Python objects elsewhere): refused by default; with
+    ``training_checkpoint=True`` every such object is an inert placeholder and nothing in the file runs."""
+    marker = tmp_path / "was-executed"
+    path = tmp_path / "train.pth"
+    extras = {"meta": {"sigmas": np.linspace(0.0, 1.0, 5)}, "extra": _OpensAFile(marker)}
+    torch.save({"state_dict": _weights(), **extras}, path)
+
+    with pytest.raises(BackendError) as info:
+        load_state_dict_file(path)
+    assert info.value.code == ErrorCode.BAD_CHECKPOINT
+
+    _assert_same(load_state_dict_file(path, training_checkpoint=True), _weights())
     assert not marker.exists()
 
 

@@ -34,6 +34,26 @@ def test_options_pick_the_files() -> None:
     assert _names("sadtalker-still")[1] == "mapping_00109-model.pth.tar"  # full mode by default
     assert len(model_weight_files(get_model("sadtalker"))) == 8  # every choice, for `weights fetch --all`
     assert _names("sadtalker", enhancer="gfpgan")[-2:] == ["GFPGANv1.4.pth", "parsing_parsenet.pth"]
+    assert _names("musetalk") == [
+        "musetalkV15_unet.pth",
+        "musetalkV15_musetalk.json",
+        "sd-vae-ft-mse.safetensors",
+        "sd-vae-ft-mse_config.json",
+        "whisper-tiny.safetensors",
+        "whisper-tiny_config.json",
+        "whisper-tiny_preprocessor_config.json",
+        "dw-ll_ucoco_384.pth",
+        "79999_iter.pth",
+        "s3fd-619a316812.pth",  # the same S3FD file as Wav2Lip's
+    ]
+
+
+def test_every_musetalk_file_has_two_sources_and_a_licence() -> None:
+    for wf in model_weight_files(get_model("musetalk")):
+        assert len(wf.urls) >= 2 and all(url.startswith("https://") for url in wf.urls), wf.name
+        assert len(wf.sha256) == 64 and wf.size > 0, wf.name
+        assert "hf-mirror.com" not in " ".join(wf.urls)  # never a third-party endpoint override
+        assert wf.license or wf.name.startswith("s3fd"), wf.name
 
 
 def test_still_model_fixes_still_and_defaults_to_full(tmp_path) -> None:

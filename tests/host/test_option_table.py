@@ -34,7 +34,10 @@ def test_every_declared_option_is_a_flag_with_its_help(run_help: str, backend: s
 def test_help_shows_each_models_defaults_from_the_declarations(run_help: str) -> None:
     assert "Padding around the detected face. (default: 0 10 0 0)" in run_help
     assert "(default: sadtalker: crop; sadtalker-still: full)" in run_help
-    assert "(default: wav2lip: 128; sadtalker, sadtalker-still: 2 on CPU, 16 on CUDA)" in run_help
+    assert (
+        "(default: wav2lip: 128; sadtalker, sadtalker-still: 2 on CPU, 16 on CUDA; musetalk: 8)" in run_help
+    )
+    assert "MuseTalk 1.5 ignores it" in run_help  # --bbox-shift is accepted, and says it does nothing
     assert "Head-motion style. (0..45) (default: 0)" in run_help
     assert COMMON_OPTIONS[0].flag in run_help
 

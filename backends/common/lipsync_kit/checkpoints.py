@@ -5,6 +5,11 @@ needs arbitrary Python objects is refused, never retried in unsafe mode. ``.safe
 are read with the safetensors package when it is installed. Containers written by training scripts
 (``{"state_dict": ..., "optimizer": ..., ...}`` or ``{"model": ...}``) are unwrapped, and a leading
 ``module.`` (left by ``nn.DataParallel``) is stripped from the start of each key only.
+
+A training checkpoint (``training_checkpoint=True``, e.g. an mmengine file with ``meta``, ``message_hub``
+and optimizer state beside ``state_dict``) may name Python classes outside the weights, such as numpy
+arrays or mmengine's ``HistoryBuffer``: each is read as an inert placeholder that runs nothing, still inside
+the ``weights_only`` unpickler, and only the tensors of the weights are used.
 """
 
 from __future__ import annotations
@@ -85,10 +90,33 @@ def _plain_pickle_type(path: Path) -> str | None:
     return None if legacy is not None and obj == legacy else type(obj).__name__
 
 
-def _torch_load(path: Path) -> object:
+class _Inert:
+    """Stands in for a class or function a training checkpoint names outside its weights; runs nothing."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+def _load_with_inert_globals(path: Path) -> object:
+    """``torch.load(weights_only=True)`` with every global it would refuse read as an `_Inert` stand-in."""
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    stand_ins = [(type(name.rsplit(".", 1)[-1], (_Inert,), {}), name) for name in names]
+    with torch.serialization.safe_globals(stand_ins):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _torch_load(path: Path, training_checkpoint: bool = False) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        if training_checkpoint and "Weights only load failed" in str(err):
+            try:
+                return _load_with_inert_globals(path)
+            except Exception:
+                pass  # report the first failure below
         text = str(err)
         if (kind := _plain_pickle_type(path)) is not None:
             raise _bad(f"{path}: a pickle of {kind}, not a state dict", _NOT_WEIGHTS_HINT) from err
@@ -140,13 +168,17 @@ def _strip_prefix(key: str) -> str:
     return key
 
 
-def load_state_dict_file(path: str | os.PathLike[str], *, section: str | None = None) -> dict[str, Tensor]:
+def load_state_dict_file(
+    path: str | os.PathLike[str], *, section: str | None = None, training_checkpoint: bool = False
+) -> dict[str, Tensor]:
     """Read a checkpoint file into a flat ``{key: tensor}`` state dict on the CPU.
 
     Args:
         path: a PyTorch pickle (read with ``weights_only=True``) or a ``.safetensors`` file.
         section: the entry of a training container that holds the wanted network (e.g. ``"mapping"``
             in SadTalker's ``mapping_*.pth.tar``); by default ``state_dict`` or ``model`` when present.
+        training_checkpoint: read Python objects outside the weights as inert placeholders (module
+            docstring) instead of refusing the file; the weights themselves must still be plain tensors.
 
     Raises:
         BackendError: ``weights_missing`` if there is no such file; ``bad_checkpoint`` if it cannot
@@ -157,7 +189,7 @@ def load_state_dict_file(path: str | os.PathLike[str], *, section: str | None = 
         raise BackendError(
             ErrorCode.WEIGHTS_MISSING, f"{path}: no such checkpoint file", "download or import the weights"
         )
-    raw = _safetensors_load(path) if path.suffix == ".safetensors" else _torch_load(path)
+    raw = _safetensors_load(path) if path.suffix == ".safetensors" else _torch_load(path, training_checkpoint)
     if section is not None:
         if not isinstance(raw, Mapping) or not isinstance(raw.get(section), Mapping):
             raise _bad(f"{path}: has no {section!r} entry", "check that this is the right file for this role")
@@ -182,13 +214,17 @@ def load_state_dict_file(path: str | os.PathLike[str], *, section: str | None = 
     return cleaned
 
 
-def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str) -> None:
+def load_into(
+    model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, assign: bool = False
+) -> None:
     """Load ``state_dict`` into ``model`` with ``strict=True``.
 
     Args:
         model: the network to fill in place.
         state_dict: weights, e.g. from `load_state_dict_file`.
         source: where the weights came from (a path), named in error messages.
+        assign: adopt the given tensors instead of copying into the model's own (for a model built on
+            the ``meta`` device, which has no storage to copy into).
 
     Raises:
         BackendError: ``bad_checkpoint`` naming the first missing, unexpected and mis-shaped keys.
@@ -212,7 +248,7 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str
     ]
     if not problems:
         try:
-            model.load_state_dict(state_dict, strict=True)
+            model.load_state_dict(state_dict, strict=True, assign=assign)
             return
         except RuntimeError as err:  # e.g. a dtype that cannot be copied into the parameter
             problems = [str(err)]
