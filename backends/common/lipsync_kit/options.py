@@ -83,21 +83,26 @@ COMMON_OPTIONS: Final[tuple[Option, ...]] = (
 DURATION_MODES: Final = ("loop", "pingpong", "freeze", "cut")  # lipsync_kit.timeline implements them
 
 
+def duration_mode_option(default: str) -> Option:
+    """``--duration-mode``, defaulting to the model's official behaviour (Wav2Lip loop, MuseTalk pingpong)."""
+    return Option(
+        "duration_mode",
+        "choice",
+        default,
+        "When speech and video differ in length: loop the video, pingpong (forwards then backwards), "
+        "freeze its last frame, or cut both to the shorter.",
+        choices=DURATION_MODES,
+    )
+
+
 def video_options(default_duration_mode: str) -> tuple[Option, ...]:
-    """The options of every backend that dubs a video portrait (the kit's streaming video engine).
+    """The options of every backend that dubs a video portrait with the kit's streaming video engine.
 
     Args:
         default_duration_mode: the model's official behaviour (Wav2Lip ``loop``, MuseTalk ``pingpong``).
     """
     return (
-        Option(
-            "duration_mode",
-            "choice",
-            default_duration_mode,
-            "When speech and video differ in length: loop the video, pingpong (forwards then backwards), "
-            "freeze its last frame, or cut both to the shorter.",
-            choices=DURATION_MODES,
-        ),
+        duration_mode_option(default_duration_mode),
         Option(
             "detect_scale",
             "float",

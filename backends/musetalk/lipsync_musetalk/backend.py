@@ -14,6 +14,7 @@ from lipsync_kit.errors import BackendError
 from lipsync_kit.protocol import ErrorCode
 from lipsync_kit.request import RenderParams
 from lipsync_kit.s3fd import FaceDetector, load_s3fd
+from lipsync_kit.timeline import Timeline
 from lipsync_kit.timing import StageClock
 from lipsync_kit.video import VideoWriter, Visual, read_visual
 from lipsync_kit.worker import Reporter
@@ -68,6 +69,7 @@ class RenderOptions(RenderParams):
     bbox_shift: int
     precision: str
     batch_size: int
+    duration_mode: str
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RenderOptions:
@@ -170,7 +172,7 @@ class MuseTalkBackend:
         ) as writer:
             stats = self._render_into(writer, visual, samples, plan, dtype, opts, reporter, clock)
         clock.lap("encode")
-        stats.update(fps=fps, duration=plan.num_frames / fps, seconds=clock.seconds)
+        stats.update(fps=fps, duration=stats["frames"] / fps, seconds=clock.seconds)
         return (str(opts.output) if opts.output else None), stats
 
     def _render_into(
@@ -222,15 +224,19 @@ class MuseTalkBackend:
                 frames, boxes, nets.vae, parser, opts.parsing_mode, opts.extra_margin, opts.batch_size
             )
             clock.lap("prepare")
+            timeline = Timeline(opts.duration_mode, len(frames), plan.num_frames)  # type: ignore[arg-type]
+            if len(timeline) < plan.num_frames:  # cut: the speech ends with the video
+                writer.max_seconds = len(timeline) / float(writer.fps)
             progress = lambda done, total: reporter.progress("lip-syncing", done, total)  # noqa: E731
-            for frame in render_frames(frames, sources, windows, nets, opts.batch_size, progress):
+            for frame in render_frames(frames, timeline, sources, windows, nets, opts.batch_size, progress):
                 writer.write(frame)
             clock.lap("render")
 
         height, width = frames[0].shape[:2]
         x1, y1, x2, y2 = found[0]
         return {
-            "frames": plan.num_frames,
+            "frames": len(timeline),
+            "duration_mode": opts.duration_mode,
             "audio_duration": len(samples) / SAMPLE_RATE,
             "width": width,
             "height": height,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from lipsync_kit.options import Option
+from lipsync_kit.options import Option, duration_mode_option
 
 __all__ = ["OPTIONS", "WEIGHT_OPTIONS"]
 
@@ -79,4 +79,5 @@ OPTIONS: Final[tuple[Option, ...]] = (
         choices=("fp32", "fp16"),
     ),
     Option("batch_size", "int", 8, "Frames per UNet and VAE call.", minimum=1),
+    duration_mode_option("pingpong"),  # official MuseTalk: frames + frames[::-1], cycled
 )

@@ -9,8 +9,8 @@ normal mode), with these differences on purpose:
   puts the cycles out of step, and then stops writing frames at the first such frame);
 - the reference latents use the VAE posterior's mean instead of an unseeded random draw (`latents`).
 
-The output frame ``i`` shows source frame `pingpong` (i): forwards, then backwards, as the official
-``frames + frames[::-1]`` cycle does when the speech outlasts the video.
+Which source frame each output frame shows is the kit's `Timeline` (``--duration-mode``; MuseTalk's
+official ``pingpong``: forwards, then backwards, as its ``frames + frames[::-1]`` cycle).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+from lipsync_kit.timeline import Timeline
 
 from .audio import AudioWindows
 from .blending import BlendMask, blend_masks, paste_face
@@ -28,7 +29,7 @@ from .face_box import FaceBox
 from .latents import crop_face, decode_faces, encode_latents, generate_latents
 from .parsing import FaceParser
 
-__all__ = ["Networks", "SourceFaces", "pingpong", "prepare_sources", "render_frames"]
+__all__ = ["Networks", "SourceFaces", "prepare_sources", "render_frames"]
 
 Progress = Callable[[int, int], None]
 
@@ -48,12 +49,6 @@ class SourceFaces:
     paste_boxes: dict[int, FaceBox]  # the face box with the v1.5 chin margin (clipped at the frame)
     latents: dict[int, torch.Tensor]  # (8, 32, 32) masked + reference latents on the VAE's device
     masks: dict[int, BlendMask]  # feathered blending mask and its crop box
-
-
-def pingpong(index: int, count: int) -> int:
-    """The source frame of output frame ``index`` for ``count`` source frames: 0..n-1, n-1..0, 0.."""
-    position = index % (2 * count)
-    return position if position < count else 2 * count - 1 - position
 
 
 def _paste_box(box: FaceBox, frame: np.ndarray, extra_margin: int) -> FaceBox:
@@ -91,24 +86,28 @@ def prepare_sources(
 
 def render_frames(
     frames: Sequence[np.ndarray],
+    timeline: Timeline,
     sources: SourceFaces,
     windows: AudioWindows,
     nets: Networks,
     batch_size: int,
     progress: Progress | None = None,
 ) -> Iterator[np.ndarray]:
-    """Every output frame, (H, W, 3) uint8 BGR, one per audio window, in order.
+    """Every output frame of ``timeline``, (H, W, 3) uint8 BGR, in order; output frame i speaks window i.
 
     Args:
         frames: the source frames (one for a still).
+        timeline: which source frame each output frame shows (at most one per audio window).
         sources: `prepare_sources` of those frames; a frame missing from it passes through unchanged.
         windows: the audio tokens of every output frame.
         batch_size: output frames per UNet and VAE call.
     """
-    total = len(windows)
+    total = len(timeline)
+    if total > len(windows):
+        raise ValueError(f"{total} output frames but {len(windows)} audio windows")
     for start in range(0, total, batch_size):
         outputs = range(start, min(start + batch_size, total))
-        picked = [pingpong(i, len(frames)) for i in outputs]
+        picked = timeline.source_indices(outputs.start, outputs.stop).tolist()
         talking = [k for k, source in enumerate(picked) if source in sources.latents]
         faces: dict[int, np.ndarray] = {}
         if talking:

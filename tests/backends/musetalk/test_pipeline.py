@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 from face_fixtures import bisenet_state_dict
+from lipsync_kit.timeline import Timeline
 from lipsync_musetalk.audio import AudioWindows, plan_windows
 from lipsync_musetalk.bisenet import BiSeNet
 from lipsync_musetalk.face_box import FaceBox
 from lipsync_musetalk.models import load_unet, load_vae
 from lipsync_musetalk.parsing import FaceParser
-from lipsync_musetalk.pipeline import Networks, pingpong, prepare_sources, render_frames
+from lipsync_musetalk.pipeline import Networks, prepare_sources, render_frames
 from standin import load_golden
 
 CPU = torch.device("cpu")
@@ -27,18 +28,17 @@ def parser() -> FaceParser:
     return FaceParser(net.eval(), 90, 90, "cpu")
 
 
-def test_pingpong_plays_forwards_then_backwards() -> None:
-    assert [pingpong(i, 3) for i in range(8)] == [0, 1, 2, 2, 1, 0, 0, 1]
-    assert [pingpong(i, 1) for i in range(3)] == [0, 0, 0]
-
-
 def test_frames_without_any_face_pass_through_without_a_network_call(parser: FaceParser) -> None:
     frames = [np.full((40, 50, 3), value, np.uint8) for value in (10, 20)]
     sources = prepare_sources(frames, [None, None], None, parser, "jaw", 10, 8)  # type: ignore[arg-type]
     plan = plan_windows(5 * 640, 25)  # 5 frames at 25 fps
     windows = AudioWindows(torch.zeros(plan.actual_steps, 5, 384), plan)
-    out = list(render_frames(frames, sources, windows, None, batch_size=2))  # type: ignore[arg-type]
+    pingpong = Timeline("pingpong", 2, 5)  # MuseTalk's default
+    out = list(render_frames(frames, pingpong, sources, windows, None, batch_size=2))  # type: ignore[arg-type]
     assert [int(frame[0, 0, 0]) for frame in out] == [10, 20, 20, 10, 10]
+    cut = Timeline("cut", 2, 5)
+    out = list(render_frames(frames, cut, sources, windows, None, batch_size=2))  # type: ignore[arg-type]
+    assert [int(frame[0, 0, 0]) for frame in out] == [10, 20]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def test_a_face_in_some_frames_only(networks: Networks, parser: FaceParser, muse
             load_golden(musetalk_data / "golden_audio.npz")["hidden_states_stacked_first100"][0]
         )
         windows = AudioWindows(states[: plan.actual_steps], plan)
-        out = list(render_frames(frames, sources, windows, networks, batch_size=8))
+        pingpong = Timeline("pingpong", 2, 3)
+        out = list(render_frames(frames, pingpong, sources, windows, networks, batch_size=8))
     assert len(out) == 3
     np.testing.assert_array_equal(out[1], frames[1])
     np.testing.assert_array_equal(out[2], frames[1])
