@@ -235,7 +235,8 @@ def test_batch_renders_rgba_and_grayscale_portraits_on_one_warm_worker(
     jobs = {r["id"]: r for r in records if r["kind"] == "job"}
     assert [jobs[name]["status"] for name in portraits] == ["ok", "ok"], jobs
     assert records[-1]["worker_starts"] == {"musetalk": 1}
-    assert jobs["rgba"]["worker"]["model_loads"] == jobs["gray"]["worker"]["model_loads"] == 1
+    # The second job loaded nothing more (model_loads counts every network the worker loaded).
+    assert jobs["rgba"]["worker"]["model_loads"] == jobs["gray"]["worker"]["model_loads"] >= 1
     for name in portraits:
         assert jobs[name]["frames"] == 3
         assert len(decode_frames(tmp_path / f"{name}.mp4", SIZE, SIZE)) == 3
