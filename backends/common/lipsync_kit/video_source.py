@@ -42,16 +42,23 @@ __all__ = [
     "VideoInfo",
     "VideoSource",
     "count_frames",
+    "is_image_container",
     "probe_video",
 ]
 
 FPS_MAX_DENOMINATOR: Final = 10_000  # fps floats become exact rationals: 29.97002997 -> 30000/1001
 IMAGE_DEMUXERS: Final = frozenset({"image2", "gif", "apng", "webp"})  # plus every "*_pipe" image demuxer
+
 # swscale's default fast paths shift RGB <-> YUV round trips by about -2 levels; these make them unbiased.
 SWS_FLAGS: Final = "bicubic+accurate_rnd+full_chroma_int"
 BAD_INPUT_HINT: Final = "give an image (png, jpg, ...) or a video file that ffmpeg can decode"
 DEFAULT_QUEUE_FRAMES: Final = 16  # decoded frames waiting for the consumer (16 x 6 MB at 1080p)
 _END: Final = object()  # queue marker: the decoder is done
+
+
+def is_image_container(container: str) -> bool:
+    """Whether ffmpeg read the file with an image demuxer (a still picture, not a video)."""
+    return container in IMAGE_DEMUXERS or container.endswith("_pipe")
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class VideoInfo:
 
     @property
     def is_image_demuxer(self) -> bool:
-        return self.container in IMAGE_DEMUXERS or self.container.endswith("_pipe")
+        return is_image_container(self.container)
 
 
 def _colour_of(stream_text: str) -> ColourTags:

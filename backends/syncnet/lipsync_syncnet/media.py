@@ -19,7 +19,7 @@ import numpy as np
 from lipsync_kit._ffmpeg import base_argv, decode_facts, file_arg, read_tail, stderr_tail
 from lipsync_kit.audio import load_audio
 from lipsync_kit.errors import BackendError, ErrorCode
-from lipsync_kit.video import IMAGE_DEMUXERS
+from lipsync_kit.video_source import is_image_container
 
 from .mfcc import SAMPLE_RATE
 
@@ -46,7 +46,7 @@ def probe_video(path: Path) -> VideoInfo:
         kinds = ", ".join(facts.stream_kinds)
         what = f"{path} has no picture ({kinds} streams only)" if kinds else f"{path} is not a video:\n{said}"
         raise BackendError(ErrorCode.BAD_INPUT, what, BAD_VIDEO_HINT)
-    if facts.container in IMAGE_DEMUXERS or facts.container.endswith("_pipe"):
+    if is_image_container(facts.container):
         raise BackendError(
             ErrorCode.BAD_INPUT, f"{path} is a still image; lip sync needs a video", BAD_VIDEO_HINT
         )
