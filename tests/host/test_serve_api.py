@@ -242,7 +242,9 @@ def test_models_health_readiness_and_docs(http) -> None:
     assert ready.status_code == 200 and ready.json()["ready"] is True
     body = http.get("/v1/models").json()
     models = {model["name"]: model for model in body["models"]}
-    assert set(models) == {"wav2lip", "sadtalker", "sadtalker-still"}
+    assert set(models) == {"wav2lip", "sadtalker", "sadtalker-still", "musetalk"}
+    musetalk = {option["name"]: option for option in models["musetalk"]["options"]}
+    assert musetalk["duration_mode"]["default"] == "pingpong" and musetalk["parsing_mode"]["default"] == "jaw"
     wav2lip = {option["name"]: option for option in models["wav2lip"]["options"]}
     assert set(wav2lip["paste"]["choices"]) == {"exact", "blend"} and wav2lip["paste"]["default"] == "blend"
     assert "preprocess" not in wav2lip and models["wav2lip"]["env"] == "ready"
